@@ -1,0 +1,95 @@
+"""The rollout engine interface: prompts in, packed sampled responses out.
+
+Every engine returns the packed layout of ``docs/architecture.md``: one flat int64 array of the
+response tokens of all N = n_prompts * n sequences plus ``offsets`` ``[N+1]``; sequence ``i`` answers
+prompt ``i // n``. Behaviour log-probs are returned when the engine has them cheaply; the trainer
+recomputes old log-probs with the actor before every update either way (DESIGN §3.1, §3.8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. ``temperature == 0`` means greedy; ``top_k == 0`` and ``top_p == 1`` disable them."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 64
+    n: int = 1
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True)
+class RolloutOutput:
+    """Packed responses.
+
+    ``token_ids`` int64 ``[T]``; ``offsets`` int64 ``[N+1]``; ``prompt_index`` int64 ``[N]`` (which
+    input prompt each response answers); ``finished`` bool ``[N]`` (ended with EOS rather than the
+    length limit); ``log_probs`` float32 ``[T]`` behaviour log-probs, or None.
+    """
+
+    token_ids: np.ndarray
+    offsets: np.ndarray
+    prompt_index: np.ndarray
+    finished: np.ndarray
+    log_probs: np.ndarray | None = None
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def response(self, i: int) -> np.ndarray:
+        return self.token_ids[self.offsets[i] : self.offsets[i + 1]]
+
+
+class RolloutEngine(Protocol):
+    """What the rollout role needs from a generation backend."""
+
+    def generate(
+        self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams
+    ) -> RolloutOutput: ...
+
+    def sync_weights(self, source: Any) -> None:
+        """Load the trainer's actor weights (an ``nn.Module`` or a state dict)."""
+        ...
+
+
+def pack_responses(
+    responses: np.ndarray, eos_token_id: int | Sequence[int] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut generations ``[N, L]`` at (and including) the first EOS and pack them.
+
+    Returns ``(token_ids [T], offsets [N+1], finished [N])``. A row without EOS keeps all L tokens
+    (HF writes padding only after a row's EOS). Vectorised: no loop over tokens.
+    """
+    n, width = responses.shape
+    eos_ids = np.asarray([] if eos_token_id is None else np.atleast_1d(eos_token_id), dtype=np.int64)
+    is_eos = np.isin(responses, eos_ids)
+    finished = is_eos.any(axis=1)
+    lengths = np.where(finished, is_eos.argmax(axis=1) + 1, width)
+    keep = np.arange(width)[None, :] < lengths[:, None]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return responses[keep].astype(np.int64, copy=False), offsets, finished

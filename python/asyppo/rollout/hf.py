@@ -1,0 +1,113 @@
+"""Rollout with HF ``generate``: the CPU default (and the reference for other engines)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from transformers import GenerationConfig, PreTrainedModel
+
+from asyppo.rollout.base import RolloutOutput, SamplingParams, pack_responses
+
+
+def left_pad(
+    prompts_token_ids: Sequence[Sequence[int]], pad_token_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad prompts into ``input_ids`` int64 ``[P, L]`` and ``attention_mask`` int64 ``[P, L]``.
+
+    Decoder-only generation needs left padding so every row's next token is at the last column.
+    """
+    if len(prompts_token_ids) == 0:
+        raise ValueError("prompts_token_ids: expected at least one prompt, got none")
+    lengths = np.fromiter((len(p) for p in prompts_token_ids), dtype=np.int64)
+    if (lengths == 0).any():
+        raise ValueError(f"prompts_token_ids: prompt {int(np.argmin(lengths))} is empty")
+    width = int(lengths.max())
+    flat = np.fromiter((t for p in prompts_token_ids for t in p), dtype=np.int64, count=int(lengths.sum()))
+    ids = np.full((len(lengths), width), pad_token_id, dtype=np.int64)
+    valid = np.arange(width)[None, :] >= (width - lengths)[:, None]
+    ids[valid] = flat
+    return torch.from_numpy(ids), torch.from_numpy(valid.astype(np.int64))
+
+
+class HFGenerateEngine:
+    """Batched sampling with ``model.generate``: left padding, n samples per prompt, stop at EOS.
+
+    The engine holds a reference to a causal LM. In the inline runtime that is the actor's own module,
+    so :meth:`sync_weights` with that same module is free; any other module or state dict is copied in.
+    ``batch_size`` caps the sequences (prompts x n samples) per ``generate`` call to bound memory.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        *,
+        eos_token_id: int | list[int],
+        pad_token_id: int,
+        batch_size: int = 256,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.eos_token_id = eos_token_id
+        self.pad_token_id = pad_token_id
+        self.batch_size = batch_size
+
+    def sync_weights(self, source: Any) -> None:
+        if source is self.model:
+            return
+        state = source.state_dict() if isinstance(source, torch.nn.Module) else source
+        self.model.load_state_dict(state)
+
+    def _generation_config(self, sampling: SamplingParams) -> GenerationConfig:
+        common = dict(
+            max_new_tokens=sampling.max_new_tokens,
+            eos_token_id=self.eos_token_id,
+            pad_token_id=self.pad_token_id,
+        )
+        if sampling.greedy:
+            return GenerationConfig(do_sample=False, **common)
+        return GenerationConfig(
+            do_sample=True,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            **common,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams
+    ) -> RolloutOutput:
+        config = self._generation_config(sampling)
+        device = next(self.model.parameters()).device
+        was_training = self.model.training
+        self.model.eval()
+        # Repeat each prompt n times ourselves: HF refuses num_return_sequences > 1 when greedy.
+        repeated = [p for p in prompts_token_ids for _ in range(sampling.n)]
+        chunks = []
+        try:
+            for start in range(0, len(repeated), self.batch_size):
+                input_ids, attention_mask = left_pad(
+                    repeated[start : start + self.batch_size], self.pad_token_id
+                )
+                out = self.model.generate(
+                    input_ids=input_ids.to(device),
+                    attention_mask=attention_mask.to(device),
+                    generation_config=config,
+                )
+                responses = out[:, input_ids.shape[1] :].cpu().numpy()
+                chunks.append(pack_responses(responses, self.eos_token_id))
+        finally:
+            self.model.train(was_training)
+        token_ids = np.concatenate([c[0] for c in chunks])
+        lengths = np.concatenate([np.diff(c[1]) for c in chunks])
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return RolloutOutput(
+            token_ids=token_ids,
+            offsets=offsets,
+            prompt_index=np.repeat(np.arange(len(prompts_token_ids), dtype=np.int64), sampling.n),
+            finished=np.concatenate([c[2] for c in chunks]),
+        )

@@ -1,0 +1,103 @@
+"""Rollout with vLLM (GPU). Written against vLLM's public API; NOT exercised in this repository's
+tests or CI (no GPU here), so treat it as a starting point and check it on your vLLM version.
+
+* generation: ``vllm.LLM.generate`` on ``TokensPrompt`` inputs with ``SamplingParams(n, temperature,
+  top_p, top_k, max_tokens, logprobs=0)``; ``logprobs=0`` returns the sampled token's log-prob, which
+  becomes the behaviour log-probs of :class:`~asyppo.rollout.base.RolloutOutput`.
+* weight sync: the engine is created with ``worker_extension_cls`` pointing at
+  :class:`WeightSyncExtension`, and :meth:`VLLMEngine.sync_weights` calls it on every worker through
+  ``LLM.collective_rpc``; the worker hands ``(name, tensor)`` pairs to the model's own
+  ``load_weights``, which maps HF parameter names onto vLLM's fused layers. With tensor parallelism
+  > 1 each worker receives the full tensors and shards them itself (simple, not the fastest path).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from asyppo.rollout.base import RolloutOutput, SamplingParams
+
+
+class WeightSyncExtension:
+    """Mixed into vLLM's worker class (``worker_extension_cls``); runs inside each worker."""
+
+    def load_named_weights(self, named_tensors: list[tuple[str, torch.Tensor]]) -> None:
+        model = self.model_runner.model  # type: ignore[attr-defined]
+        model.load_weights(weights=named_tensors)
+
+
+class VLLMEngine:
+    """A :class:`~asyppo.rollout.base.RolloutEngine` backed by ``vllm.LLM`` (imported lazily)."""
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        dtype: str = "bfloat16",
+        gpu_memory_utilization: float = 0.5,
+        tensor_parallel_size: int = 1,
+        seed: int = 0,
+        max_model_len: int | None = None,
+    ) -> None:
+        try:
+            import vllm
+        except ImportError as exc:
+            raise ImportError(
+                "rollout.engine=vllm needs vLLM: pip install 'asyppo[vllm]' (GPU only)"
+            ) from exc
+        self._vllm = vllm
+        self.llm = vllm.LLM(
+            model=model_path,
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=tensor_parallel_size,
+            seed=seed,
+            max_model_len=max_model_len,
+            worker_extension_cls=f"{__name__}.WeightSyncExtension",
+        )
+
+    def sync_weights(self, source: Any) -> None:
+        state = source.state_dict() if isinstance(source, torch.nn.Module) else source
+        named = [(name, tensor.detach()) for name, tensor in state.items()]
+        self.llm.collective_rpc("load_named_weights", args=(named,))
+        # Cached KV blocks were computed with the old weights.
+        self.llm.reset_prefix_cache()
+
+    def generate(
+        self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams
+    ) -> RolloutOutput:
+        from vllm.inputs import TokensPrompt
+
+        params = self._vllm.SamplingParams(
+            n=sampling.n,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k if sampling.top_k > 0 else -1,
+            max_tokens=sampling.max_new_tokens,
+            logprobs=0,
+        )
+        prompts = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts_token_ids]
+        outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
+        completions = [c for request in outputs for c in request.outputs]
+        lengths = np.fromiter((len(c.token_ids) for c in completions), dtype=np.int64)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        token_ids = np.fromiter(
+            (t for c in completions for t in c.token_ids), dtype=np.int64, count=int(offsets[-1])
+        )
+        # logprobs=0: each position holds a dict with just the sampled token.
+        log_probs = np.fromiter(
+            (step[t].logprob for c in completions for t, step in zip(c.token_ids, c.logprobs)),
+            dtype=np.float32,
+            count=int(offsets[-1]),
+        )
+        return RolloutOutput(
+            token_ids=token_ids,
+            offsets=offsets,
+            prompt_index=np.repeat(np.arange(len(prompts_token_ids), dtype=np.int64), sampling.n),
+            finished=np.array([c.finish_reason == "stop" for c in completions], dtype=bool),
+            log_probs=log_probs,
+        )

@@ -1,0 +1,89 @@
+"""HF generate engine: packed output, n samples per prompt, stop at EOS, greedy determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from asyppo.rollout import HFGenerateEngine, SamplingParams, left_pad, pack_responses
+
+EOS, PAD = 1, 0
+
+
+@pytest.fixture(scope="module")
+def model() -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+        eos_token_id=EOS, pad_token_id=PAD, bos_token_id=2,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def test_pack_responses_cuts_after_first_eos_and_keeps_unfinished_rows_whole() -> None:
+    responses = np.array([[5, 1, 0, 0], [6, 7, 8, 9], [1, 1, 1, 1]])
+    ids, offsets, finished = pack_responses(responses, EOS)
+    assert offsets.tolist() == [0, 2, 6, 7]
+    assert ids.tolist() == [5, 1, 6, 7, 8, 9, 1]
+    assert finished.tolist() == [True, False, True]
+
+
+def test_left_pad_aligns_prompts_to_the_right() -> None:
+    ids, mask = left_pad([[3, 4, 5], [6]], PAD)
+    assert ids.tolist() == [[3, 4, 5], [PAD, PAD, 6]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_left_pad_rejects_an_empty_prompt() -> None:
+    with pytest.raises(ValueError, match="prompt 1 is empty"):
+        left_pad([[3], []], PAD)
+
+
+def test_generate_returns_n_packed_responses_per_prompt(model: LlamaForCausalLM) -> None:
+    engine = HFGenerateEngine(model, eos_token_id=EOS, pad_token_id=PAD)
+    out = engine.generate([[3, 4, 5], [6, 7]], SamplingParams(temperature=1.0, max_new_tokens=5, n=3))
+    assert out.prompt_index.tolist() == [0, 0, 0, 1, 1, 1]
+    assert len(out.offsets) == 7 and out.offsets[-1] == len(out.token_ids)
+    assert (out.lengths >= 1).all() and (out.lengths <= 5).all()
+    # A response ends at its first EOS or runs to the length limit.
+    for i in range(6):
+        body = out.response(i)[:-1]
+        assert EOS not in body.tolist()
+        assert out.finished[i] == (out.response(i)[-1] == EOS)
+        assert out.finished[i] or out.lengths[i] == 5
+
+
+def test_greedy_generation_is_deterministic_and_batch_independent(model: LlamaForCausalLM) -> None:
+    engine = HFGenerateEngine(model, eos_token_id=EOS, pad_token_id=PAD)
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=6)
+    both = engine.generate([[3, 4, 5], [6]], greedy)
+    alone = engine.generate([[6]], greedy)
+    assert both.response(1).tolist() == alone.response(0).tolist()
+
+
+def test_small_batch_size_splits_calls_without_changing_the_layout(model: LlamaForCausalLM) -> None:
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=4, n=2)
+    one = HFGenerateEngine(model, eos_token_id=EOS, pad_token_id=PAD).generate([[3], [4], [5]], greedy)
+    split = HFGenerateEngine(model, eos_token_id=EOS, pad_token_id=PAD, batch_size=2).generate(
+        [[3], [4], [5]], greedy
+    )
+    assert one.offsets.tolist() == split.offsets.tolist()
+    assert one.token_ids.tolist() == split.token_ids.tolist()
+
+
+def test_sync_weights_copies_a_state_dict(model: LlamaForCausalLM) -> None:
+    clone = LlamaForCausalLM(model.config)
+    engine = HFGenerateEngine(clone, eos_token_id=EOS, pad_token_id=PAD)
+    engine.sync_weights(model)
+    for a, b in zip(clone.parameters(), model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_sampling_params_reject_bad_values() -> None:
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingParams(top_p=0.0)
+    with pytest.raises(ValueError, match="n must be"):
+        SamplingParams(n=0)
