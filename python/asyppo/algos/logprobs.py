@@ -1,0 +1,94 @@
+"""Token log-probabilities and entropies from logits, without a second full-size float32 copy.
+
+A 150k-token vocabulary over a batch of long responses makes the logits the largest tensor of
+the actor step (``B·L·V``; 8 × 8k × 150k in bf16 is ~20 GB). ``log_softmax(logits.float())``
+would add a float32 copy twice that size, and autograd would keep it for backward. Both
+functions here walk the sequence in chunks of ``chunk_size`` positions: the float32 temporaries
+are at most ``B · chunk_size · V``, and when gradients are needed each chunk is wrapped in
+activation checkpointing, so backward recomputes the chunk's softmax instead of storing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+DEFAULT_CHUNK_SIZE = 512
+
+
+def _label_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    x = logits.float()
+    safe = labels.clamp(min=0).unsqueeze(-1)
+    picked = x.gather(-1, safe).squeeze(-1) - torch.logsumexp(x, dim=-1)
+    return torch.where(labels >= 0, picked, torch.zeros((), dtype=picked.dtype))
+
+
+def _entropy(logits: torch.Tensor) -> torch.Tensor:
+    x = logits.float()
+    # H = logsumexp(x) − Σ_v softmax(x)_v · x_v: one softmax, no separate log_softmax tensor.
+    return torch.logsumexp(x, dim=-1) - (torch.softmax(x, dim=-1) * x).sum(dim=-1)
+
+
+def _chunked(
+    fn: Callable[..., torch.Tensor], logits: torch.Tensor, *extra: torch.Tensor, chunk_size: int
+) -> torch.Tensor:
+    if logits.dim() < 2:
+        raise ValueError(f"logits must be [..., L, V]; got shape {tuple(logits.shape)}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    track = torch.is_grad_enabled() and logits.requires_grad
+    seq_len = logits.shape[-2]
+    pieces = []
+    for start in range(0, seq_len, chunk_size):
+        stop = min(start + chunk_size, seq_len)
+        args = (logits[..., start:stop, :], *(e[..., start:stop] for e in extra))
+        pieces.append(checkpoint(fn, *args, use_reentrant=False) if track else fn(*args))
+    if not pieces:
+        return logits.new_zeros(logits.shape[:-1], dtype=torch.float32)
+    return torch.cat(pieces, dim=-1)
+
+
+def token_log_probs(
+    logits: torch.Tensor, labels: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> torch.Tensor:
+    """log π(labels_t | ·) = logits_t[labels_t] − logsumexp_v logits_t[v], in float32.
+
+    Args:
+        logits: ``[..., L, V]`` (any float dtype; computed in float32 chunk by chunk). Must
+            already be aligned with ``labels`` (for a causal LM: logits at position t score
+            the token at t + 1, so pass ``logits[:, :-1]`` with ``input_ids[:, 1:]``).
+        labels: ``[..., L]`` int64 token ids in ``[0, V)``; negative ids (HF's ``-100``
+            padding) give 0.
+        chunk_size: sequence positions per chunk.
+
+    Returns:
+        float32 ``[..., L]``; differentiable w.r.t. ``logits``.
+    """
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"labels shape {tuple(labels.shape)} must equal logits shape without the vocab "
+            f"dim {tuple(logits.shape[:-1])}"
+        )
+    if labels.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"labels must be an integer tensor, got {labels.dtype}")
+    return _chunked(_label_log_probs, logits, labels.long(), chunk_size=chunk_size)
+
+
+def entropy_from_logits(
+    logits: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> torch.Tensor:
+    """Entropy of the next-token distribution: H_t = −Σ_v p_tv log p_tv, p = softmax(logits_t).
+
+    Computed as ``logsumexp(x) − Σ_v softmax(x)_v x_v`` in float32, ``chunk_size`` sequence
+    positions at a time (see the module docstring for the memory bound).
+
+    Args:
+        logits: ``[..., L, V]`` any float dtype.
+        chunk_size: sequence positions per chunk.
+
+    Returns:
+        float32 ``[..., L]``; differentiable w.r.t. ``logits`` (needed for the entropy bonus).
+    """
+    return _chunked(_entropy, logits, chunk_size=chunk_size)
