@@ -1,0 +1,390 @@
+"""Atomic training checkpoints (save / find latest / resume) and the HF export of the actor.
+
+Layout of one checkpoint, ``ROOT/step_000120/``::
+
+    meta.json                      format, version, step, names of what was saved
+    state.json (+ .safetensors)    the caller's state (e.g. the prompt sampler's position)
+    rng.json   (+ .safetensors)    python / numpy / torch (+ CUDA) RNG states
+    modules/NAME.safetensors       model weights (tied weights stored once)
+    optimizers/NAME.json (+ .safetensors)
+    schedulers/NAME.json (+ .safetensors)
+
+No pickle anywhere. Optimizer, scheduler and RNG states are nested Python structures holding
+tensors; each is split into a JSON tree and a safetensors file: every tensor is replaced in the tree
+by ``{"__tensor__": "t<k>"}`` and stored bit-exactly under that key. Tuples, dicts with non-string
+keys (optimizer state is keyed by parameter index), numpy arrays and non-finite floats get their own
+tagged JSON forms so that decoding gives back the same types. Anything else (a lambda in a scheduler,
+an arbitrary object) is refused with a ``TypeError`` naming where it sits: loading such a checkpoint
+would otherwise need pickle, i.e. executing code from a file.
+
+Atomicity: everything is written into a hidden temporary directory next to the final one, each file
+and directory is fsync'ed, then one ``rename`` publishes it. A crash at any point before the rename
+leaves no ``step_*`` directory behind (the temporary one is removed on an exception and ignored and
+cleaned by the next save after a hard kill), so :func:`latest_checkpoint` only ever sees complete
+checkpoints. One writer per root is assumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import re
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+
+FORMAT = "asyppo-checkpoint"
+VERSION = 1
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+_TMP_PREFIX = ".tmp-"
+_OLD_PREFIX = ".old-"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_TAGS = ("__tensor__", "__tuple__", "__dict__", "__ndarray__", "__float__")
+
+
+# --- tree codec: nested state <-> (JSON tree, {key: tensor}) -----------------------------------
+
+
+def _encode(obj: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
+    if obj is None or isinstance(obj, (bool, str, int)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else {"__float__": repr(obj)}
+    if isinstance(obj, torch.Tensor):
+        key = f"t{len(tensors)}"
+        # clone: safetensors refuses tensors that share storage, and views must not drag their base.
+        tensors[key] = obj.detach().to("cpu", copy=True).contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype)}
+    if isinstance(obj, np.generic):
+        return _encode(obj.item(), tensors, where)
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, Mapping):
+        if all(isinstance(k, str) and k not in _TAGS for k in obj):
+            return {k: _encode(v, tensors, f"{where}.{k}") for k, v in obj.items()}
+        return {
+            "__dict__": [
+                [_encode(k, tensors, f"{where} key"), _encode(v, tensors, f"{where}[{k!r}]")]
+                for k, v in obj.items()
+            ]
+        }
+    raise TypeError(
+        f"{where}: cannot store a {type(obj).__name__} in a checkpoint (supported: None, bool, int, "
+        "float, str, list, tuple, dict, numpy arrays, torch tensors)"
+    )
+
+
+def _decode(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        return tensors[obj["__tensor__"]]
+    if "__float__" in obj:
+        return float(obj["__float__"])
+    if "__ndarray__" in obj:
+        return np.asarray(obj["__ndarray__"], dtype=obj["dtype"])
+    if "__tuple__" in obj:
+        return tuple(_decode(v, tensors) for v in obj["__tuple__"])
+    if "__dict__" in obj:
+        return {_hashable(_decode(k, tensors)): _decode(v, tensors) for k, v in obj["__dict__"]}
+    return {k: _decode(v, tensors) for k, v in obj.items()}
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(_hashable(k) for k in key) if isinstance(key, (list, tuple)) else key
+
+
+# --- durable file writing ------------------------------------------------------------------------
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, allow_nan=False), encoding="utf-8")
+
+
+def _write_tree(directory: Path, name: str, obj: Any) -> None:
+    """``name.json`` (+ ``name.safetensors`` when the tree holds tensors) in ``directory``."""
+    tensors: dict[str, torch.Tensor] = {}
+    tree = _encode(obj, tensors, name)
+    if tensors:
+        save_file(tensors, str(directory / f"{name}.safetensors"))
+    _write_json(directory / f"{name}.json", tree)
+
+
+def _read_tree(directory: Path, name: str) -> Any:
+    tree = json.loads((directory / f"{name}.json").read_text(encoding="utf-8"))
+    blob = directory / f"{name}.safetensors"
+    tensors = load_file(str(blob)) if blob.is_file() else {}
+    return _decode(tree, tensors)
+
+
+@contextlib.contextmanager
+def _atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a hidden sibling temp dir; on success fsync it and rename it to ``final``.
+
+    An existing ``final`` is moved aside first and deleted after the rename. On any exception
+    the temp dir is removed and ``final`` is untouched.
+    """
+    tmp = final.parent / f"{_TMP_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    old = None
+    try:
+        yield tmp
+        for file in sorted(tmp.rglob("*"), reverse=True):  # children before their directories
+            _fsync_path(file)
+        _fsync_path(tmp)
+        if final.exists():
+            old = final.parent / f"{_OLD_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"
+            os.rename(final, old)
+        os.rename(tmp, final)
+        _fsync_path(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# --- RNG -----------------------------------------------------------------------------------------
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = list(state["cuda"])
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+# --- save / find / load --------------------------------------------------------------------------
+
+
+def _check_names(kind: str, named: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    named = named or {}
+    for name in named:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(
+                f"{kind}: name {name!r} is not usable as a file name (letters, digits, '_', '.', '-')"
+            )
+    return named
+
+
+def _step_dirs(root: Path) -> list[tuple[int, Path]]:
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = _STEP_DIR.match(child.name)
+        if match and child.is_dir() and (child / "meta.json").is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def save_checkpoint(
+    root: str | Path,
+    step: int,
+    *,
+    modules: Mapping[str, nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+    schedulers: Mapping[str, Any] | None = None,
+    state: Mapping[str, Any] | None = None,
+    keep_last: int | None = 3,
+) -> Path:
+    """Atomically write checkpoint ``root/step_{step:06d}`` and keep only the last ``keep_last``.
+
+    Args:
+        root: directory holding the run's checkpoints (created if needed).
+        step: the number of completed training steps (int >= 0).
+        modules: name -> ``nn.Module`` whose ``state_dict`` is saved (e.g. ``actor``, ``critic_0``).
+        optimizers / schedulers: name -> object with ``state_dict()`` / ``load_state_dict()``.
+        state: JSON-able caller state (tensors and numpy arrays allowed), returned by
+            :func:`load_checkpoint`.
+        keep_last: number of newest checkpoints kept after this one is published (``None``: all).
+
+    Returns:
+        The published checkpoint directory. Saving a step that already exists replaces it.
+
+    Raises:
+        ValueError: bad ``step`` / ``keep_last`` / names. TypeError: a state value that cannot be
+        stored without pickle. Any I/O error propagates after the temporary directory is removed.
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step: expected an int >= 0, got {step!r}")
+    if keep_last is not None and (
+        isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1
+    ):
+        raise ValueError(f"keep_last: expected an int >= 1 or None, got {keep_last!r}")
+    modules = _check_names("modules", modules)
+    optimizers = _check_names("optimizers", optimizers)
+    schedulers = _check_names("schedulers", schedulers)
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.iterdir():  # leftovers of a hard-killed save
+        if stale.name.startswith((_TMP_PREFIX, _OLD_PREFIX)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+    final = root / f"step_{step:06d}"
+    with _atomic_dir(final) as tmp:
+        for sub in ("modules", "optimizers", "schedulers"):
+            (tmp / sub).mkdir()
+        for name, module in modules.items():
+            save_model(module, str(tmp / "modules" / f"{name}.safetensors"))
+        for name, optimizer in optimizers.items():
+            _write_tree(tmp / "optimizers", name, optimizer.state_dict())
+        for name, scheduler in schedulers.items():
+            _write_tree(tmp / "schedulers", name, scheduler.state_dict())
+        _write_tree(tmp, "state", dict(state or {}))
+        _write_tree(tmp, "rng", _rng_state())
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "step": step,
+            "modules": sorted(modules),
+            "optimizers": sorted(optimizers),
+            "schedulers": sorted(schedulers),
+        }
+        _write_json(tmp / "meta.json", meta)  # last: a step dir without meta.json is never used
+    if keep_last is not None:
+        for _, path in _step_dirs(root)[:-keep_last]:
+            shutil.rmtree(path, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The complete checkpoint with the highest step under ``root``, or ``None`` if there is none."""
+    found = _step_dirs(Path(root))
+    return found[-1][1] if found else None
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    meta_file = path / "meta.json"
+    if not meta_file.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {path}: no meta.json (not a complete asyppo checkpoint)"
+        )
+    meta: dict[str, Any] = json.loads(meta_file.read_text(encoding="utf-8"))
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ValueError(
+            f"checkpoint {path}: format {meta.get('format')!r} version {meta.get('version')!r}, "
+            f"expected {FORMAT!r} version {VERSION}"
+        )
+    return meta
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The training step a checkpoint directory was saved at."""
+    return int(_read_meta(Path(path))["step"])
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    modules: Mapping[str, nn.Module] | None = None,
+    optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+    schedulers: Mapping[str, Any] | None = None,
+    restore_rng: bool = True,
+) -> dict[str, Any]:
+    """Restore the named objects in place from checkpoint ``path`` and return the saved ``state``.
+
+    Only the names passed are restored (loading just the actor for evaluation is fine); each must
+    exist in the checkpoint. Module weights are loaded strictly onto the modules' current devices;
+    optimizer state follows its parameters (``Optimizer.load_state_dict``). With ``restore_rng`` the
+    python, numpy and torch (and CUDA) global RNGs continue exactly where the saved run was.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a complete checkpoint.
+        ValueError: wrong format/version, a requested name missing, or weights that do not fit.
+    """
+    path = Path(path)
+    meta = _read_meta(path)
+    for kind, named in (
+        ("modules", modules),
+        ("optimizers", optimizers),
+        ("schedulers", schedulers),
+    ):
+        absent = sorted(set(named or {}) - set(meta[kind]))
+        if absent:
+            raise ValueError(f"checkpoint {path}: no {kind} named {absent}; it has {meta[kind]}")
+
+    for name, module in (modules or {}).items():
+        device = next(module.parameters(), torch.empty(0)).device
+        try:
+            load_model(
+                module,
+                str(path / "modules" / f"{name}.safetensors"),
+                strict=True,
+                device=str(device),
+            )
+        except RuntimeError as exc:
+            raise ValueError(
+                f"checkpoint {path}: weights of module {name!r} do not fit: {exc}"
+            ) from None
+    for name, optimizer in (optimizers or {}).items():
+        optimizer.load_state_dict(_read_tree(path / "optimizers", name))
+    for name, scheduler in (schedulers or {}).items():
+        scheduler.load_state_dict(_read_tree(path / "schedulers", name))
+    if restore_rng:
+        _restore_rng(_read_tree(path, "rng"))
+    state: dict[str, Any] = _read_tree(path, "state")
+    return state
+
+
+def export_hf(model: nn.Module, tokenizer: Any, out_dir: str | Path) -> Path:
+    """Write ``model`` (+ ``tokenizer``) as a Hugging Face directory, atomically.
+
+    ``AutoModelForCausalLM.from_pretrained(out_dir)`` (and ``AutoTokenizer``) load the result;
+    weights are safetensors in the model's current dtype. An existing ``out_dir`` is replaced.
+
+    Raises:
+        TypeError: ``model`` is not a Transformers ``PreTrainedModel``.
+    """
+    from transformers import PreTrainedModel
+
+    if not isinstance(model, PreTrainedModel):
+        raise TypeError(
+            f"model: expected a transformers PreTrainedModel, got {type(model).__name__}"
+        )
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_dir(out) as tmp:
+        model.save_pretrained(str(tmp))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+    return out
