@@ -1,0 +1,168 @@
+"""Load a config: YAML file + dotted ``key=value`` overrides -> a validated pydantic model.
+
+Every error is raised as :class:`ConfigError` *before* any model or dataset is touched. It names the
+dotted key, where the key came from (the YAML file and line, or the command-line override) and, for
+an unknown key, the closest valid key (``difflib``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed, names an unknown key or holds a wrongly typed value."""
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"algo.clip_high=0.28"`` -> ``(["algo", "clip_high"], 0.28)``; the value is a YAML scalar."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE with a dotted KEY, e.g. algo.name=grpo")
+    parts = key.strip().split(".")
+    if any(not p for p in parts):
+        raise ConfigError(f"override {text!r}: empty component in dotted key {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+    return parts, value
+
+
+def set_dotted(tree: dict[str, Any], parts: list[str], value: Any, *, origin: str) -> None:
+    """Set ``tree[p0][p1]...[pn] = value``, creating intermediate mappings."""
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            dotted = ".".join(parts[: i + 1])
+            raise ConfigError(f"{origin}: {dotted} is a value, not a section; cannot set {'.'.join(parts)}")
+        node = child
+    node[parts[-1]] = value
+
+
+def _yaml_lines(text: str) -> dict[str, int]:
+    """Map each dotted key of a YAML mapping document to its 1-based line number."""
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                dotted = f"{prefix}{key_node.value}"
+                lines[dotted] = key_node.start_mark.line + 1
+                walk(value_node, dotted + ".")
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """Read a YAML mapping; returns (tree, dotted key -> line number)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        tree = yaml.safe_load(text)
+        lines = _yaml_lines(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML ({exc})") from None
+    if tree is None:
+        return {}, {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level, got {type(tree).__name__}")
+    return tree, lines
+
+
+def _model_at(model: type[BaseModel], parts: tuple[str, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that holds the fields of section ``parts`` (None if not a section)."""
+    current: type[BaseModel] = model
+    for part in parts:
+        field = current.model_fields.get(part)
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        current = annotation
+    return current
+
+
+def valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted leaf key of ``model`` (sections are expanded)."""
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(valid_keys(annotation, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _suggestion(model: type[BaseModel], loc: tuple[str, ...]) -> str:
+    section = _model_at(model, loc[:-1])
+    candidates = list(section.model_fields) if section is not None else []
+    close = difflib.get_close_matches(loc[-1], candidates, n=1, cutoff=0.5)
+    if not close:
+        # A key put in the wrong section: look for it anywhere in the schema.
+        close = difflib.get_close_matches(".".join(loc), valid_keys(model), n=1, cutoff=0.6)
+        return f"; did you mean {close[0]}?" if close else ""
+    return f"; did you mean {'.'.join((*loc[:-1], close[0]))}?"
+
+
+def _origin(dotted: str, overrides: dict[str, str], lines: dict[str, int], path: Path | None) -> str:
+    for key, text in overrides.items():
+        if dotted == key or dotted.startswith(key + "."):
+            return f"override {text!r}"
+    probe = dotted
+    while probe:
+        if probe in lines and path is not None:
+            return f"{path}:{lines[probe]}"
+        probe = probe.rpartition(".")[0]
+    return str(path) if path is not None else "defaults"
+
+
+def load_config(
+    model: type[M], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> M:
+    """Validate ``model`` from the YAML file at ``path`` (optional) with dotted ``overrides`` applied.
+
+    Raises :class:`ConfigError` naming every bad key (dotted), where it came from and a suggestion.
+    """
+    tree: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    source = Path(path) if path is not None else None
+    if source is not None:
+        tree, lines = read_yaml(source)
+    applied: dict[str, str] = {}
+    for text in overrides:
+        parts, value = parse_override(text)
+        set_dotted(tree, parts, value, origin=f"override {text!r}")
+        applied[".".join(parts)] = text
+    try:
+        return model.model_validate(tree)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            dotted = ".".join(loc) or "<root>"
+            where = _origin(dotted, applied, lines, source)
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{where}: unknown key {dotted}{_suggestion(model, loc)}")
+            else:
+                shown = repr(err.get("input"))[:80]
+                problems.append(f"{where}: {dotted}: {err['msg']} (got {shown})")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None
+
+
+def dump_config(config: BaseModel) -> str:
+    """The resolved config as YAML (keys in schema order), loadable back by :func:`load_config`."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,172 @@
+"""The typed config of a training run: the single source of truth for YAML, CLI overrides and docs.
+
+The root is :class:`TrainConfig`. Every section forbids unknown keys. The *defaults are the embedded
+default run* (``python -m asyppo train`` with no arguments): a tiny warm-started toy actor, two
+smaller toy critics and the toy addition task, sized to finish in under 3 minutes on 2 CPU cores
+(settings measured in ``docs/embedded_default.md``). The paper's setups and the baselines are YAML
+presets in ``configs/`` that override these defaults. ``docs/config.md`` is generated from this
+module (``python -m asyppo config docs``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from asyppo.algos import AlgoConfig
+from asyppo.models import ModelConfig
+from asyppo.rewards.config import RewardConfig
+
+#: The paper's system prompt (arXiv 2510.01656, appendix A.2).
+PAPER_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class OptimConfig(Section):
+    """AdamW with linear warm-up then decay, and gradient-norm clipping."""
+
+    lr: float = Field(1e-6, gt=0, description="Peak learning rate (AsyPPO A.3: actor 1e-6, critics 1e-5).")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (A.3: actor 0, critics 1e-2).")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW (beta1, beta2).")
+    eps: float = Field(1e-8, gt=0, description="AdamW epsilon.")
+    warmup_steps: int = Field(0, ge=0, description="Optimizer steps of linear warm-up from 0 to lr.")
+    schedule: Literal["constant", "linear", "cosine"] = Field(
+        "constant", description="Decay after warm-up, reaching min_lr_ratio * lr at the last step."
+    )
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="Final lr as a fraction of lr.")
+    grad_clip: float | None = Field(1.0, gt=0, description="Max global gradient L2 norm; null: no clipping.")
+
+
+class ActorConfig(ModelConfig):
+    """The policy: any HF causal LM. Its tokenizer is the run's tokenizer."""
+
+    path: str | None = Field("builtin:toy-actor", description="HF causal-LM directory or builtin:toy-actor.")
+    optim: OptimConfig = Field(
+        default_factory=lambda: OptimConfig(lr=2e-4, warmup_steps=2, schedule="constant"),
+        description="Actor optimizer.",
+    )
+
+
+class CriticConfig(ModelConfig):
+    """The M critics: an HF backbone + scalar value head each, usually smaller than the actor."""
+
+    path: str | None = Field(
+        "builtin:toy-critic",
+        description="HF model directory (same vocabulary as the actor) or builtin:toy-critic; "
+        "null with init_from_actor_layers.",
+    )
+    count: int = Field(2, ge=1, description="Number of critics M (AsyPPO: 2 mini-critics).")
+    data: Literal["disjoint", "shared", "random"] = Field(
+        "disjoint",
+        description="How responses are dealt to critics (DESIGN §3.3): disjoint shards of every "
+        "prompt group (AsyPPO), shared (naive ensemble), random (uniform split ignoring groups).",
+    )
+    optim: OptimConfig = Field(
+        default_factory=lambda: OptimConfig(lr=1e-3, weight_decay=0.01, warmup_steps=2),
+        description="Optimizer settings, one optimizer per critic.",
+    )
+    warmup_steps: int = Field(
+        0, ge=0, description="Training steps in which only the critics update (the actor waits)."
+    )
+
+
+class RolloutConfig(Section):
+    """Sampling of G responses per prompt (DESIGN §3.1)."""
+
+    engine: Literal["hf", "vllm"] = Field("hf", description="hf: transformers generate (CPU); vllm: GPU.")
+    prompts_per_step: int = Field(32, ge=1, description="B: prompts sampled per training step.")
+    n: int = Field(8, ge=1, description="G: responses per prompt.")
+    temperature: float = Field(1.0, ge=0, description="Sampling temperature (A.3: 0.99); 0 = greedy.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (A.3: 0.99).")
+    top_k: int = Field(0, ge=0, description="Top-k sampling, 0 = off (A.3: 100).")
+    max_new_tokens: int = Field(12, ge=1, description="Response length limit (A.3: 8000).")
+    batch_size: int = Field(512, ge=1, description="Max sequences per generate call (hf engine).")
+    gpu_memory_utilization: float = Field(0.5, gt=0, le=1, description="vllm engine only.")
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm engine only.")
+
+
+class DataConfig(Section):
+    """Prompt datasets: JSONL, Parquet, an HF datasets directory, or builtin:toy-train / toy-eval."""
+
+    train: str = Field("builtin:toy-train", description="Training prompts.")
+    eval: str | None = Field(
+        "builtin:toy-eval", description="Held-out prompts; null: split eval_size rows off train."
+    )
+    prompt_key: str = Field("prompt", description="Field holding the prompt (text or chat messages).")
+    answer_key: str = Field("answer", description="Field holding the reference answer.")
+    system_prompt: str | None = Field(
+        None, description=f"System prompt for chat templates (the paper's: {PAPER_SYSTEM_PROMPT!r})."
+    )
+    eval_size: int = Field(256, ge=1, description="Rows held out of train when eval is null.")
+    eval_limit: int | None = Field(None, ge=1, description="Evaluate on at most this many eval prompts.")
+
+
+class TrainerConfig(Section):
+    """The loop: steps, update-to-data ratio, batching, evaluation and checkpoints."""
+
+    steps: int = Field(40, ge=1, description="Training steps (one rollout batch each).")
+    ppo_epochs: int = Field(1, ge=1, description="UTD: passes over each rollout batch (A.3: 1 or 4).")
+    mini_batch_size: int | None = Field(
+        None, ge=1, description="Sequences per optimizer step; null: the whole batch (one step per epoch)."
+    )
+    micro_batch_tokens: int = Field(
+        8192, ge=1, description="Token budget (prompt + response) of one forward pass; gradients accumulate."
+    )
+    seed: int = Field(42, description="Seeds sampling, sharding, masks and initialisation (A.3: 42).")
+    eval_every: int = Field(10, ge=0, description="Evaluate every N steps (0: only before and after).")
+    eval_k: int = Field(1, ge=1, description="Samples per eval prompt; >1 adds avg@k and pass@k.")
+    eval_temperature: float = Field(1.0, gt=0, description="Temperature of the k samples when eval_k > 1.")
+    save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
+    output_dir: str = Field("runs/default", description="Run directory: metrics, checkpoints, export.")
+    export_hf: bool = Field(True, description="Export the final actor as an HF directory.")
+
+
+class LoggingConfig(Section):
+    """Where metrics go."""
+
+    tensorboard: bool = Field(True, description="Write TensorBoard event files.")
+    wandb_project: str | None = Field(None, description="W&B project (needs wandb installed); null: off.")
+    progress_bar: bool = Field(True, description="Show a progress bar over steps.")
+    console_every: int = Field(1, ge=0, description="Print the per-step line every N steps (0: never).")
+
+
+class RuntimeConfig(Section):
+    """Where the roles run."""
+
+    backend: Literal["inline"] = Field("inline", description="inline: all roles in one process.")
+
+
+class TrainConfig(Section):
+    """A whole training run. ``TrainConfig()`` is the embedded default."""
+
+    actor: ActorConfig = Field(default_factory=ActorConfig)
+    critic: CriticConfig = Field(default_factory=CriticConfig)
+    algo: AlgoConfig = Field(default_factory=AlgoConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @model_validator(mode="after")
+    def _critics_fit_the_algorithm(self) -> TrainConfig:
+        masked = self.algo.adv_mask_ratio > 0 or self.algo.ent_filter_ratio > 0
+        if self.algo.uses_critic and masked and self.critic.count < 2:
+            raise ValueError(
+                "algo.adv_mask_ratio / algo.ent_filter_ratio need the critics' disagreement: "
+                f"set critic.count >= 2 (got {self.critic.count}) or both ratios to 0"
+            )
+        if self.trainer.mini_batch_size is not None:
+            batch = self.rollout.prompts_per_step * self.rollout.n
+            if self.trainer.mini_batch_size > batch:
+                raise ValueError(
+                    f"trainer.mini_batch_size ({self.trainer.mini_batch_size}) exceeds the rollout batch "
+                    f"rollout.prompts_per_step * rollout.n = {batch}"
+                )
+        return self

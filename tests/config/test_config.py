@@ -1,0 +1,104 @@
+"""The config schema: presets load, errors name the key and its origin, overrides are YAML scalars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from asyppo.config import ConfigError, TrainConfig, dump_config, load_train_config, parse_override
+from asyppo.config.docs import config_reference
+
+ROOT = Path(__file__).resolve().parents[2]
+PRESETS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def test_there_is_a_preset_for_the_default_the_paper_and_every_baseline() -> None:
+    names = {p.stem for p in PRESETS}
+    assert "default" in names
+    assert {"paper_qwen3-4b_2x0.6b", "paper_qwen3-8b_2x1.7b", "paper_qwen3-14b_2x1.7b"} <= names
+    baselines = {"ppo_classic", "ppo_naive_asymmetric", "naive_ensemble", "grpo", "drgrpo", "dapo",
+                 "aspo", "asympo", "spo"}
+    assert {f"baseline_{b}" for b in baselines} <= names
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_every_preset_validates_against_the_schema(path: Path) -> None:
+    assert isinstance(load_train_config(str(path)), TrainConfig)
+
+
+def test_the_default_preset_is_the_schema_default() -> None:
+    assert load_train_config(str(ROOT / "configs" / "default.yaml")) == TrainConfig()
+
+
+def test_classic_ppo_preset_uses_one_critic_as_large_as_the_actor() -> None:
+    cfg = load_train_config(str(ROOT / "configs" / "baseline_ppo_classic.yaml"))
+    assert cfg.critic.count == 1 and cfg.critic.path == cfg.actor.path and cfg.algo.name == "ppo"
+
+
+def test_overrides_are_parsed_as_yaml_scalars() -> None:
+    assert parse_override("algo.clip_high=0.28") == (["algo", "clip_high"], 0.28)
+    assert parse_override("data.eval=null") == (["data", "eval"], None)
+    assert parse_override("logging.tensorboard=false") == (["logging", "tensorboard"], False)
+    assert parse_override("data.train=a=b.jsonl") == (["data", "train"], "a=b.jsonl")
+
+
+def test_overrides_win_over_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("critic:\n  count: 3\nrollout:\n  n: 4\n")
+    cfg = load_train_config(str(path), ["critic.count=2", "algo.name=grpo"])
+    assert (cfg.critic.count, cfg.rollout.n, cfg.algo.name, cfg.algo.adv_estimator) == (2, 4, "grpo", "grpo")
+
+
+def test_unknown_key_in_a_file_names_file_line_key_and_suggestion(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("trainer:\n  steps: 3\n  ppo_epoch: 2\n")
+    with pytest.raises(ConfigError) as info:
+        load_train_config(str(path))
+    message = str(info.value)
+    assert f"{path}:3" in message
+    assert "unknown key trainer.ppo_epoch" in message
+    assert "did you mean trainer.ppo_epochs?" in message
+
+
+def test_unknown_override_key_names_the_override_and_suggests() -> None:
+    with pytest.raises(ConfigError, match=r"override 'critic.cout=2'.*did you mean critic.count\?"):
+        load_train_config(None, ["critic.cout=2"])
+
+
+def test_unknown_section_is_suggested_from_every_valid_key() -> None:
+    with pytest.raises(ConfigError, match="did you mean"):
+        load_train_config(None, ["rolout.n=2"])
+
+
+def test_wrong_type_names_the_dotted_key_and_the_value() -> None:
+    with pytest.raises(ConfigError, match=r"rollout\.n: .*integer.*'many'"):
+        load_train_config(None, ["rollout.n=many"])
+
+
+def test_malformed_override_is_refused() -> None:
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_train_config(None, ["rollout.n"])
+
+
+def test_masks_without_two_critics_are_refused_before_anything_loads() -> None:
+    with pytest.raises(ConfigError, match="critic.count >= 2"):
+        load_train_config(None, ["critic.count=1"])
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_train_config(str(tmp_path / "nope.yaml"))
+
+
+def test_dumped_config_loads_back_to_the_same_config(tmp_path: Path) -> None:
+    cfg = load_train_config(None, ["algo.name=dapo", "critic.count=3", "rollout.top_k=50"])
+    path = tmp_path / "resolved.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_train_config(str(path)) == cfg
+    assert yaml.safe_load(path.read_text())["algo"]["clip_high"] == 0.28
+
+
+def test_config_reference_doc_matches_the_schema() -> None:
+    assert (ROOT / "docs" / "config.md").read_text() == config_reference()
