@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
 
 from asyppo.config.schema import TrainConfig
 
@@ -25,37 +24,30 @@ def _type_name(annotation: Any) -> str:
     return text or str(annotation).replace("typing.", "")
 
 
-def _default(field: Any) -> str:
-    if field.default is not PydanticUndefined:
-        value = field.default
-    elif field.default_factory is not None:
-        value = field.default_factory()
-    else:
-        return "required"
-    if isinstance(value, BaseModel):
-        return "(section)"
-    return f"`{json.dumps(value, default=str)}`"
-
-
-def _section(model: type[BaseModel], prefix: str, out: list[str]) -> None:
+def _section(model: type[BaseModel], instance: BaseModel, prefix: str, out: list[str]) -> None:
+    """Rows for ``model``'s keys; defaults are read off ``instance`` (the section as embedded in
+    the default run, which may differ from the section class's own defaults)."""
     rows, subsections = [], []
     for name, field in model.model_fields.items():
         annotation = field.annotation
+        value = getattr(instance, name)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            subsections.append((f"{prefix}{name}", annotation))
+            subsections.append((f"{prefix}{name}", annotation, value))
             continue
         description = (field.description or "").replace("|", "\\|").replace("\n", " ")
-        rows.append(f"| `{prefix}{name}` | `{_type_name(annotation)}` | {_default(field)} | {description} |")
+        default = json.dumps(value, default=str)
+        type_name = _type_name(annotation).replace("|", "\\|")
+        rows.append(f"| `{prefix}{name}` | `{type_name}` | `{default}` | {description} |")
     if rows:
         title = prefix.rstrip(".") or "(root)"
         doc = (model.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
         out += [f"## `{title}`", "", doc, "", "| key | type | default | meaning |", "|---|---|---|---|", *rows, ""]
-    for sub_prefix, sub_model in subsections:
-        _section(sub_model, sub_prefix + ".", out)
+    for sub_prefix, sub_model, sub_instance in subsections:
+        _section(sub_model, sub_instance, sub_prefix + ".", out)
 
 
 def config_reference() -> str:
     """Markdown reference of every key of :class:`TrainConfig`."""
     out = [HEADER]
-    _section(TrainConfig, "", out)
+    _section(TrainConfig, TrainConfig(), "", out)
     return "\n".join(out).rstrip() + "\n"
