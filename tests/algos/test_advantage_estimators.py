@@ -3,10 +3,11 @@ the tokens the engine marks are exactly the tokens the loss stops learning from.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
-
 from asyppo.algos import (
     AdvantageBatch,
     AlgoConfig,
@@ -48,7 +49,7 @@ def _reference_gae(
     rewards: np.ndarray, values: np.ndarray, offsets: np.ndarray, gamma: float, lam: float
 ) -> np.ndarray:
     advantages = np.zeros_like(rewards, dtype=np.float64)
-    for start, stop in zip(offsets[:-1], offsets[1:]):
+    for start, stop in itertools.pairwise(offsets):
         running, next_value = 0.0, 0.0
         for t in range(stop - 1, start - 1, -1):
             delta = rewards[t] + gamma * next_value - values[t]
@@ -157,7 +158,9 @@ def _whitened(x: np.ndarray) -> np.ndarray:
 
 def test_reinforce_pp_whitens_the_reward_to_go_over_the_batch() -> None:
     rewards = np.array([0.0, 0.5, 0.0, 1.0, 0.0, 0.0, 2.0, 0.0, 0.0, -1.0], dtype=np.float32)
-    result = compute_advantages(_batch(token_rewards=rewards), AlgoConfig(name="reinforce_pp"), seed=0)
+    result = compute_advantages(
+        _batch(token_rewards=rewards), AlgoConfig(name="reinforce_pp"), seed=0
+    )
     reward_to_go = _reference_gae(rewards, np.zeros(10), OFFSETS, 1.0, 1.0)
     np.testing.assert_allclose(result.advantages, _whitened(reward_to_go), rtol=1e-3, atol=1e-3)
 
@@ -187,7 +190,9 @@ def test_whiten_advantages_flag_whitens_gae_but_not_returns() -> None:
     plain = compute_advantages(_batch(critic_values), AlgoConfig(name="ppo"), seed=0)
     cfg = AlgoConfig(name="ppo", whiten_advantages=True)
     whitened = compute_advantages(_batch(critic_values), cfg, seed=0)
-    np.testing.assert_allclose(whitened.advantages, _whitened(plain.advantages), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        whitened.advantages, _whitened(plain.advantages), rtol=1e-3, atol=1e-3
+    )
     np.testing.assert_array_equal(whitened.returns, plain.returns)
 
 
@@ -200,7 +205,7 @@ def test_batch_with_inconsistent_lengths_names_the_field() -> None:
 def _pad(packed: np.ndarray, offsets: np.ndarray, fill: float | bool = 0) -> torch.Tensor:
     lengths = np.diff(offsets)
     out = np.full((len(lengths), lengths.max()), fill, dtype=packed.dtype)
-    for row, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
+    for row, (start, stop) in enumerate(itertools.pairwise(offsets)):
         out[row, : stop - start] = packed[start:stop]
     return torch.from_numpy(out)
 
@@ -220,11 +225,18 @@ def _asyppo_gradients() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
         adv_keep=_pad(result.adv_keep, OFFSETS, True),
         ent_keep=_pad(result.ent_keep, OFFSETS, True),
     )
-    loss, _ = compute_policy_loss(inputs, AlgoConfig(), normalizer=LossNormalizer("token-mean", 10, 3))
+    loss, _ = compute_policy_loss(
+        inputs, AlgoConfig(), normalizer=LossNormalizer("token-mean", 10, 3)
+    )
     loss.backward()
     assert log_probs.grad is not None and entropy.grad is not None
     valid = mask > 0
-    return result.adv_keep, result.ent_keep, log_probs.grad[valid].numpy(), entropy.grad[valid].numpy()
+    return (
+        result.adv_keep,
+        result.ent_keep,
+        log_probs.grad[valid].numpy(),
+        entropy.grad[valid].numpy(),
+    )
 
 
 def test_entropy_filter_removes_exactly_the_tokens_the_engine_marked() -> None:

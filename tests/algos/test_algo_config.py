@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from asyppo.algos import (
     ADVANTAGE_ESTIMATORS,
     POLICY_LOSSES,
@@ -71,7 +70,9 @@ def test_unknown_estimator_lists_the_valid_estimators() -> None:
 
 
 def test_unknown_policy_loss_lists_the_valid_losses() -> None:
-    with pytest.raises(ValueError, match="unknown policy loss 'gspo'.*aspo, asympo, asyppo, ppo, spo"):
+    with pytest.raises(
+        ValueError, match="unknown policy loss 'gspo'.*aspo, asympo, asyppo, ppo, spo"
+    ):
         AlgoConfig(policy_loss="gspo")
 
 
@@ -82,8 +83,15 @@ def test_unknown_key_is_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("clip_c", 1.0), ("gamma", 1.5), ("adv_mask_ratio", -0.1), ("spo_neg_scale", 1.0),
-     ("aspo_cap", 0.5), ("kl_estimator", "k2"), ("mask_scope", "token")],
+    [
+        ("clip_c", 1.0),
+        ("gamma", 1.5),
+        ("adv_mask_ratio", -0.1),
+        ("spo_neg_scale", 1.0),
+        ("aspo_cap", 0.5),
+        ("kl_estimator", "k2"),
+        ("mask_scope", "token"),
+    ],
 )
 def test_out_of_range_value_names_the_field(key: str, value: object) -> None:
     with pytest.raises(ValueError, match=key):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from asyppo.algos import POLICY_LOSSES, AlgoConfig, Registry
 
 

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from asyppo.algos import fold_kl_into_rewards, kl_estimate
 
 LOGP = torch.tensor([-1.0, -2.0, -0.5])

@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-
 from asyppo.algos import entropy_from_logits, token_log_probs
+from torch.utils._python_dispatch import TorchDispatchMode
 
 B, L, V = 2, 13, 50
 
@@ -66,6 +65,14 @@ def test_entropy_gradient_equals_the_reference_gradient() -> None:
     assert torch.allclose(logits.grad, ref_logits.grad, atol=1e-5)
 
 
+def test_temperature_scales_the_logits_before_the_softmax() -> None:
+    logits, labels = _logits(), _labels()
+    got_lp = token_log_probs(logits, labels, chunk_size=4, temperature=0.7)
+    got_h = entropy_from_logits(logits, 4, temperature=0.7)
+    assert torch.allclose(got_lp, _reference_log_probs(logits / 0.7, labels), atol=1e-5)
+    assert torch.allclose(got_h, _reference_entropy(logits / 0.7), atol=1e-5)
+
+
 def test_bfloat16_logits_are_scored_in_float32() -> None:
     logits, labels = _logits(torch.bfloat16), _labels()
     got = token_log_probs(logits, labels)
@@ -95,19 +102,21 @@ class _LargestFloatAllocation(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
         for tensor in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32:
-                if tensor._base is None:  # views share memory; count fresh storage only
-                    self.largest = max(self.largest, tensor.numel())
+            # views share memory with their base: count fresh float32 storage only
+            fresh = isinstance(tensor, torch.Tensor) and tensor._base is None
+            if fresh and tensor.dtype == torch.float32:
+                self.largest = max(self.largest, tensor.numel())
         return out
 
 
 @pytest.mark.parametrize("fn", ["log_probs", "entropy"])
 def test_forward_never_allocates_more_than_one_chunk_of_float32_logits(fn: str) -> None:
-    # bf16 logits that need grad: the float32 upcast and softmax must exist one chunk at a time.
+    # bf16 logits that need grad, with a temperature: the float32 upcast, the scaling and the
+    # softmax must each exist one chunk at a time.
     logits, labels, chunk = _logits(torch.bfloat16, requires_grad=True), _labels(), 3
     with _LargestFloatAllocation() as probe:
         if fn == "log_probs":
-            token_log_probs(logits, labels, chunk_size=chunk)
+            token_log_probs(logits, labels, chunk_size=chunk, temperature=0.9)
         else:
-            entropy_from_logits(logits, chunk)
+            entropy_from_logits(logits, chunk, temperature=0.9)
     assert 0 < probe.largest <= B * chunk * V

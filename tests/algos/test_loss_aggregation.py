@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from asyppo.algos import AlgoConfig, LossNormalizer, aggregate_loss
 
 # Two sequences: lengths 3 and 1 (second row padded), per-token losses below.

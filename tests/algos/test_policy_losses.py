@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-
 from asyppo.algos import (
     LOSS_AGG_MODES,
     AlgoConfig,
@@ -20,7 +19,9 @@ from asyppo.algos import (
 LOSSES = ("ppo", "asyppo", "aspo", "asympo", "spo")
 
 
-def _norm(mask: torch.Tensor, mode: str = "token-mean", constant: float | None = None) -> LossNormalizer:
+def _norm(
+    mask: torch.Tensor, mode: str = "token-mean", constant: float | None = None
+) -> LossNormalizer:
     valid = mask > 0
     return LossNormalizer(mode, int(valid.sum()), int(valid.any(-1).sum()), constant)
 
@@ -295,8 +296,15 @@ def test_extra_padding_changes_neither_loss_nor_gradient(loss_name: str, agg: st
     cfg = _cfg(loss_name, agg)
     loss, grad, ent_grad = _loss_and_grads(batch, cfg, _norm(batch["mask"], agg, 6.0))
 
-    garbage = {"log_probs": float("nan"), "old_log_probs": -float("inf"), "advantages": 1e30,
-               "mask": 0.0, "entropy": float("inf"), "adv_keep": True, "ent_keep": True}
+    garbage = {
+        "log_probs": float("nan"),
+        "old_log_probs": -float("inf"),
+        "advantages": 1e30,
+        "mask": 0.0,
+        "entropy": float("inf"),
+        "adv_keep": True,
+        "ent_keep": True,
+    }
     padded = {
         key: torch.cat([value, torch.full((4, 3), garbage[key], dtype=value.dtype)], dim=1)
         for key, value in batch.items()
@@ -311,7 +319,9 @@ def test_extra_padding_changes_neither_loss_nor_gradient(loss_name: str, agg: st
 
 @pytest.mark.parametrize("agg", LOSS_AGG_MODES)
 @pytest.mark.parametrize("loss_name", LOSSES)
-def test_four_accumulated_micro_batches_give_the_one_pass_gradient(loss_name: str, agg: str) -> None:
+def test_four_accumulated_micro_batches_give_the_one_pass_gradient(
+    loss_name: str, agg: str
+) -> None:
     batch = _random_batch(8, 7, seed=1)
     cfg = _cfg(loss_name, agg)
     normalizer = _norm(batch["mask"], agg, 7.0)
@@ -342,9 +352,18 @@ def test_every_loss_reports_the_common_metrics(loss_name: str) -> None:
         inputs, AlgoConfig(name=loss_name), normalizer=_norm(batch["mask"])
     )
     expected = {
-        "actor/loss", "actor/clip_frac_low", "actor/clip_frac_high", "actor/approx_kl",
-        "actor/ratio_min", "actor/ratio_mean", "actor/ratio_max", "actor/adv_masked_frac",
-        "actor/ent_filtered_frac", "actor/entropy", "actor/entropy_kept", "actor/adv_mean",
+        "actor/loss",
+        "actor/clip_frac_low",
+        "actor/clip_frac_high",
+        "actor/approx_kl",
+        "actor/ratio_min",
+        "actor/ratio_mean",
+        "actor/ratio_max",
+        "actor/adv_masked_frac",
+        "actor/ent_filtered_frac",
+        "actor/entropy",
+        "actor/entropy_kept",
+        "actor/adv_mean",
         "actor/adv_std",
     }
     assert expected <= set(metrics)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from asyppo.algos import AlgoConfig, LossNormalizer, compute_value_loss
 
 VALUES = torch.tensor([[1.0, 0.0, 2.0], [0.5, 7.0, 7.0]])

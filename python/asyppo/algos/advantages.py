@@ -8,12 +8,11 @@ percentile masks are the kernels of :mod:`asyppo.engine`.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-import importlib
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -58,7 +57,9 @@ class AdvantageBatch:
         for name in ("scores", "group_ids"):
             shape = getattr(self, name).shape
             if shape != (n_seqs,):
-                raise ValueError(f"{name} has shape {shape}, expected ({n_seqs},) = len(offsets) - 1")
+                raise ValueError(
+                    f"{name} has shape {shape}, expected ({n_seqs},) = len(offsets) - 1"
+                )
         if self.critic_values is not None and (
             self.critic_values.ndim != 2 or self.critic_values.shape[1] != n_tokens
         ):
@@ -211,7 +212,9 @@ def reinforce_pp_advantages(batch: AdvantageBatch, cfg: AlgoConfig, seed: int) -
     """
     engine = _engine()
     zeros = np.zeros(batch.n_tokens, dtype=np.float32)
-    reward_to_go, _ = engine.gae(batch.token_rewards, zeros, batch.offsets, gamma=cfg.gamma, lam=1.0)
+    reward_to_go, _ = engine.gae(
+        batch.token_rewards, zeros, batch.offsets, gamma=cfg.gamma, lam=1.0
+    )
     kept = _all_kept(batch.n_tokens)
     advantages = engine.masked_whiten(reward_to_go, kept, shift_mean=True)
     return AdvantageResult(advantages, None, None, None, kept, kept)
@@ -229,9 +232,15 @@ def compute_advantages(batch: AdvantageBatch, cfg: AlgoConfig, *, seed: int) -> 
     """
     result = ADVANTAGE_ESTIMATORS.get(cfg.adv_estimator)(batch, cfg, seed)
     if cfg.whiten_advantages:
-        whitened = _engine().masked_whiten(result.advantages, _all_kept(batch.n_tokens), shift_mean=True)
+        whitened = _engine().masked_whiten(
+            result.advantages, _all_kept(batch.n_tokens), shift_mean=True
+        )
         result = AdvantageResult(
-            whitened, result.returns, result.values, result.value_std, result.adv_keep,
+            whitened,
+            result.returns,
+            result.values,
+            result.value_std,
+            result.adv_keep,
             result.ent_keep,
         )
     return result

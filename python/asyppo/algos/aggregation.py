@@ -82,7 +82,9 @@ class LossNormalizer:
         return cls(cfg.loss_agg, tokens, sequences, constant)
 
 
-def aggregate_loss(loss: torch.Tensor, mask: torch.Tensor, normalizer: LossNormalizer) -> torch.Tensor:
+def aggregate_loss(
+    loss: torch.Tensor, mask: torch.Tensor, normalizer: LossNormalizer
+) -> torch.Tensor:
     """Scalar share of this micro-batch in the mini-batch loss.
 
     With m_bt = 1[mask_bt > 0], n_b = Σ_t m_bt, S = normalizer.global_sequences,

@@ -72,7 +72,12 @@ def _preset(
 PRESETS: dict[str, dict[str, Any]] = {
     # AsyPPO (arXiv 2510.01656, eq. 5 and A.3): GAE on mean critic value, 20 % / 20 % masks.
     "asyppo": _preset(
-        "gae", "asyppo", "token-mean", masks=0.2, entropy_coef=0.01, kl_estimator="k1",
+        "gae",
+        "asyppo",
+        "token-mean",
+        masks=0.2,
+        entropy_coef=0.01,
+        kl_estimator="k1",
         kl_mode="reward",
     ),
     # Classic PPO (Schulman et al. 2017) with GAE; KL, when enabled, folded into the reward.
@@ -92,8 +97,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # RLOO (Ahmadian et al. 2024, arXiv 2402.14740): leave-one-out baseline.
     "rloo": _preset("rloo", "ppo", "token-mean"),
     # REINFORCE++ (arXiv 2501.03262): reward-to-go, batch-whitened; KL folded into the reward.
-    "reinforce_pp": _preset("reinforce_pp", "ppo", "token-mean", kl_estimator="k1",
-                            kl_mode="reward"),
+    "reinforce_pp": _preset(
+        "reinforce_pp", "ppo", "token-mean", kl_estimator="k1", kl_mode="reward"
+    ),
 }
 
 
@@ -135,9 +141,7 @@ class AlgoConfig(BaseModel):
         description="Whiten token advantages over the batch (zero mean, unit variance) after "
         "estimation. REINFORCE++ always whitens, independent of this flag.",
     )
-    group_adv_eps: float = Field(
-        1e-6, gt=0.0, description="ε in GRPO's (r - mean) / (std + ε)."
-    )
+    group_adv_eps: float = Field(1e-6, gt=0.0, description="ε in GRPO's (r - mean) / (std + ε).")
     dynamic_sampling: bool = Field(
         False,
         description="DAPO dynamic sampling (arXiv 2503.14476 §3.2): the trainer drops prompt "

@@ -18,32 +18,40 @@ from torch.utils.checkpoint import checkpoint
 DEFAULT_CHUNK_SIZE = 512
 
 
-def _label_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    x = logits.float()
+def _label_log_probs(
+    logits: torch.Tensor, labels: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    x = logits.float() / temperature
     safe = labels.clamp(min=0).unsqueeze(-1)
     picked = x.gather(-1, safe).squeeze(-1) - torch.logsumexp(x, dim=-1)
     return torch.where(labels >= 0, picked, torch.zeros((), dtype=picked.dtype))
 
 
-def _entropy(logits: torch.Tensor) -> torch.Tensor:
-    x = logits.float()
+def _entropy(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    x = logits.float() / temperature
     # H = logsumexp(x) − Σ_v softmax(x)_v · x_v: one softmax, no separate log_softmax tensor.
     return torch.logsumexp(x, dim=-1) - (torch.softmax(x, dim=-1) * x).sum(dim=-1)
 
 
 def _chunked(
-    fn: Callable[..., torch.Tensor], logits: torch.Tensor, *extra: torch.Tensor, chunk_size: int
+    fn: Callable[..., torch.Tensor],
+    logits: torch.Tensor,
+    *extra: torch.Tensor,
+    chunk_size: int,
+    temperature: float,
 ) -> torch.Tensor:
     if logits.dim() < 2:
         raise ValueError(f"logits must be [..., L, V]; got shape {tuple(logits.shape)}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     track = torch.is_grad_enabled() and logits.requires_grad
     seq_len = logits.shape[-2]
     pieces = []
     for start in range(0, seq_len, chunk_size):
         stop = min(start + chunk_size, seq_len)
-        args = (logits[..., start:stop, :], *(e[..., start:stop] for e in extra))
+        args = (logits[..., start:stop, :], *(e[..., start:stop] for e in extra), temperature)
         pieces.append(checkpoint(fn, *args, use_reentrant=False) if track else fn(*args))
     if not pieces:
         return logits.new_zeros(logits.shape[:-1], dtype=torch.float32)
@@ -51,9 +59,13 @@ def _chunked(
 
 
 def token_log_probs(
-    logits: torch.Tensor, labels: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
-    """log π(labels_t | ·) = logits_t[labels_t] − logsumexp_v logits_t[v], in float32.
+    """log π(labels_t | ·) = x_t[labels_t] − logsumexp_v x_t[v], x = logits / τ, in float32.
 
     Args:
         logits: ``[..., L, V]`` (any float dtype; computed in float32 chunk by chunk). Must
@@ -62,6 +74,8 @@ def token_log_probs(
         labels: ``[..., L]`` int64 token ids in ``[0, V)``; negative ids (HF's ``-100``
             padding) give 0.
         chunk_size: sequence positions per chunk.
+        temperature: τ > 0, the sampling temperature; applied chunk by chunk, so no scaled
+            full-size copy of ``logits`` is made (``logits / τ`` beforehand would make one).
 
     Returns:
         float32 ``[..., L]``; differentiable w.r.t. ``logits``.
@@ -73,13 +87,15 @@ def token_log_probs(
         )
     if labels.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"labels must be an integer tensor, got {labels.dtype}")
-    return _chunked(_label_log_probs, logits, labels.long(), chunk_size=chunk_size)
+    return _chunked(
+        _label_log_probs, logits, labels.long(), chunk_size=chunk_size, temperature=temperature
+    )
 
 
 def entropy_from_logits(
-    logits: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE
+    logits: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE, *, temperature: float = 1.0
 ) -> torch.Tensor:
-    """Entropy of the next-token distribution: H_t = −Σ_v p_tv log p_tv, p = softmax(logits_t).
+    """Entropy of the next-token distribution: H_t = −Σ_v p_tv log p_tv, p = softmax(logits_t / τ).
 
     Computed as ``logsumexp(x) − Σ_v softmax(x)_v x_v`` in float32, ``chunk_size`` sequence
     positions at a time (see the module docstring for the memory bound).
@@ -87,8 +103,9 @@ def entropy_from_logits(
     Args:
         logits: ``[..., L, V]`` any float dtype.
         chunk_size: sequence positions per chunk.
+        temperature: τ > 0, applied chunk by chunk (see :func:`token_log_probs`).
 
     Returns:
         float32 ``[..., L]``; differentiable w.r.t. ``logits`` (needed for the entropy bonus).
     """
-    return _chunked(_entropy, logits, chunk_size=chunk_size)
+    return _chunked(_entropy, logits, chunk_size=chunk_size, temperature=temperature)

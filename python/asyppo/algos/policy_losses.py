@@ -197,12 +197,16 @@ def aspo_loss(inputs: PolicyLossInputs, cfg: AlgoConfig) -> tuple[torch.Tensor, 
     high_masked = positive & (ratio > 1.0 + cfg.aspo_eps_high)
     raw = torch.where(positive, 1.0 / ratio, ratio)
     capped = raw > cfg.aspo_cap
-    weight = torch.where(low_masked | high_masked, torch.zeros_like(raw), raw.clamp(max=cfg.aspo_cap))
+    weight = torch.where(
+        low_masked | high_masked, torch.zeros_like(raw), raw.clamp(max=cfg.aspo_cap)
+    )
     per_token = -advantages * weight * log_probs
     metrics = {
         "actor/clip_frac_low": _frac(low_masked, inputs),
         "actor/clip_frac_high": _frac(high_masked & (advantages > 0), inputs),
-        "actor/dual_clip_frac": _frac(capped & ~(low_masked | high_masked) & (advantages != 0), inputs),
+        "actor/dual_clip_frac": _frac(
+            capped & ~(low_masked | high_masked) & (advantages != 0), inputs
+        ),
     }
     return per_token - _entropy_bonus(inputs, cfg, keep=None), metrics
 
