@@ -1,0 +1,327 @@
+"""The AsyPPO training loop (DESIGN §3, Algorithm 1 of arXiv 2510.01656) over runtime roles.
+
+One :meth:`Trainer.train_step`:
+
+1. sample B prompts, generate G responses each (rollout role);
+2. score them (reward role); with DAPO dynamic sampling drop all-equal groups;
+3. every critic evaluates every response token -> values ``[M, T]``; the actor recomputes old
+   log-probs (and the reference its log-probs when a KL term is on);
+4. ``algos.compute_advantages``: GAE on the mean value, critic-std masks (or a group baseline);
+5. deal each group's responses to the critics (``engine.shard_groups``); critic m regresses the
+   returns of its shard only, with its own optimizer;
+6. after ``critic.warmup_steps`` steps, the actor updates for ``ppo_epochs`` over mini-batches;
+7. sync the actor's weights to the rollout engine.
+
+Every phase is timed (``time/<phase>``); tokens/s and peak memory are logged with the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from asyppo import checkpoint, data, engine, observability
+from asyppo.algos import AdvantageBatch, compute_advantages, fold_kl_into_rewards
+from asyppo.config.loader import dump_config
+from asyppo.config.schema import TrainConfig
+from asyppo.models import load_tokenizer
+from asyppo.rollout import SamplingParams
+from asyppo.runtime import gather
+from asyppo.trainer.evaluate import evaluate
+from asyppo.trainer.rollout_step import ScoredBatch, informative_groups, scored_batch
+from asyppo.trainer.setup import Roles, build_roles, load_datasets, resolve
+
+
+class PhaseTimer:
+    """Wall time per named phase of one step, reported as ``time/<phase>`` seconds."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+
+    def metrics(self) -> dict[str, float]:
+        return {f"time/{k}": v for k, v in self.seconds.items()}
+
+
+def peak_memory_metrics() -> dict[str, float]:
+    """Peak resident set size of this process (and peak CUDA memory when a GPU is in use), MiB."""
+    metrics = {"perf/peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        metrics["perf/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return metrics
+
+
+def distribution(prefix: str, values: np.ndarray) -> dict[str, float]:
+    """mean / p50 / p90 of ``values`` under ``prefix``."""
+    if values.size == 0:
+        return {}
+    p50, p90 = np.percentile(values, [50, 90])
+    return {f"{prefix}_mean": float(values.mean()), f"{prefix}_p50": float(p50), f"{prefix}_p90": float(p90)}
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports."""
+
+    run_dir: Path
+    steps: int
+    start_accuracy: float | None
+    end_accuracy: float | None
+    seconds: float
+    checkpoint: Path | None
+    export: Path | None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """Owns the roles, the prompt sampler, the logger and the step counter of one run."""
+
+    def __init__(self, cfg: TrainConfig, *, resume: str | Path | bool | None = None) -> None:
+        self.cfg = cfg
+        self.started = time.perf_counter()
+        self.run_dir = Path(cfg.trainer.output_dir)
+        # Everything that can fail on user input fails here, before any weight is loaded.
+        self.datasets = load_datasets(cfg)
+        actor_path = resolve(cfg.actor.path or "")
+        self.tokenizer = load_tokenizer(resolve(cfg.actor.tokenizer) if cfg.actor.tokenizer else actor_path)
+        self.train_prompts = self._encode(self.datasets.train)
+        self.eval_prompts = self._encode(self.datasets.eval)
+        self.roles: Roles = build_roles(cfg, self.tokenizer, actor_path)
+        self.sampler = data.PromptSampler(
+            self.datasets.train, batch_size=cfg.rollout.prompts_per_step, seed=cfg.trainer.seed
+        )
+        self.step = 0
+        self.eval_history: list[tuple[int, float]] = []
+        if resume:
+            self._resume(None if resume is True else Path(resume))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(dump_config(cfg))
+        self.logger = observability.MetricsLogger(
+            self.run_dir, tensorboard=cfg.logging.tensorboard, wandb=cfg.logging.wandb_project
+        )
+
+    # -- data ------------------------------------------------------------------------------
+    def _encode(self, records: list[data.PromptRecord]) -> dict[int, list[int]]:
+        """Token ids of every record's rendered prompt, keyed by record index."""
+        texts = [data.render_prompt(self.tokenizer, r.prompt, system_prompt=self.cfg.data.system_prompt) for r in records]
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        return {r.index: list(t) for r, t in zip(records, ids)}
+
+    @property
+    def sampling(self) -> SamplingParams:
+        r = self.cfg.rollout
+        return SamplingParams(r.temperature, r.top_p, r.top_k, r.max_new_tokens, r.n)
+
+    # -- one step --------------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        """Run step ``self.step + 1`` (DESIGN §3) and return its metrics."""
+        cfg, roles, timer = self.cfg, self.roles, PhaseTimer()
+        seed = cfg.trainer.seed * 1_000_003 + self.step
+        with timer("generate"):
+            records = next(self.sampler)
+            prompt_ids = [self.train_prompts[r.index] for r in records]
+            out = roles.rollout.call("generate", prompt_ids, self.sampling).result()
+        with timer("reward"):
+            answers = [records[i].answer for i in out.prompt_index]
+            reward = roles.reward.call("score", out.token_ids, out.offsets, answers).result()
+        scored = scored_batch(prompt_ids, out, reward)
+        metrics = self._rollout_metrics(scored, reward)
+        if cfg.algo.dynamic_sampling:
+            keep = informative_groups(scored.batch.group_ids, scored.scores)
+            metrics["rollout/kept_frac"] = float(keep.mean())
+            scored = scored.select(np.flatnonzero(keep))
+        if scored.batch.n_sequences > 0 and scored.batch.n_tokens > 0:
+            metrics.update(self._learn(scored, seed, timer))
+        with timer("sync"):
+            roles.rollout.call("sync_weights", roles.actor.call("policy_weights").result()).result()
+        self.step += 1
+        metrics.update(timer.metrics())
+        step_time = sum(timer.seconds.values())
+        metrics["time/step"] = step_time
+        metrics["perf/tokens_per_s"] = float(out.offsets[-1] + sum(map(len, prompt_ids)) * self.cfg.rollout.n) / step_time
+        metrics.update(peak_memory_metrics())
+        return metrics
+
+    def _rollout_metrics(self, scored: ScoredBatch, reward: Any) -> dict[str, float]:
+        lengths = scored.batch.response_lengths
+        return {
+            "reward/mean": float(scored.scores.mean()),
+            "reward/accuracy": float(scored.correct.mean()),
+            "reward/errors": float(reward.n_errors),
+            "reward/timeouts": float(reward.n_timeouts),
+            "response/length_mean": float(lengths.mean()),
+            "response/length_max": float(lengths.max()),
+            "response/truncated_frac": float(1.0 - scored.finished.mean()),
+        }
+
+    def _learn(self, scored: ScoredBatch, seed: int, timer: PhaseTimer) -> dict[str, float]:
+        cfg, roles, batch = self.cfg, self.roles, scored.batch
+        metrics: dict[str, float] = {}
+        with timer("values"):
+            # Issue every critic's pass before collecting: parallel backends overlap them.
+            value_calls = [c.call("values", batch) for c in roles.critics]
+            old_call = roles.actor.call("log_probs", batch)
+            ref_call = roles.reference.call("log_probs", batch) if roles.reference else None
+            values = np.stack(gather(value_calls)) if roles.critics else None
+            old_log_probs = old_call.result()
+            ref_log_probs = ref_call.result() if ref_call else None
+        with timer("advantages"):
+            token_rewards = scored.token_rewards()
+            if ref_log_probs is not None and cfg.algo.kl_mode == "reward":
+                token_rewards = fold_kl_into_rewards(
+                    token_rewards, old_log_probs, ref_log_probs, kl_coef=cfg.algo.kl_coef, kind=cfg.algo.kl_estimator
+                )
+            adv = compute_advantages(
+                AdvantageBatch(batch.offsets, token_rewards, scored.scores, batch.group_ids, values), cfg.algo, seed=seed
+            )
+        metrics.update(self._advantage_metrics(adv))
+        if roles.critics:
+            assert values is not None and adv.returns is not None
+            with timer("critic"):
+                shards = engine.shard_groups(batch.group_ids, len(roles.critics), seed, mode=cfg.critic.data)
+                calls = []
+                for m, critic in enumerate(roles.critics):
+                    index = np.flatnonzero(shards[m])
+                    positions = batch.token_positions(index)
+                    calls.append(critic.call(
+                        "update", batch.select(index), returns=adv.returns[positions], old_values=values[m][positions]
+                    ))
+                for result in gather(calls):
+                    metrics.update(result)
+        if self.step >= cfg.critic.warmup_steps or not roles.critics:
+            with timer("actor"):
+                metrics.update(roles.actor.call(
+                    "update",
+                    batch,
+                    old_log_probs=old_log_probs,
+                    advantages=adv.advantages,
+                    adv_keep=adv.adv_keep,
+                    ent_keep=adv.ent_keep,
+                    ref_log_probs=ref_log_probs,
+                    seed=seed,
+                ).result())
+        return metrics
+
+    @staticmethod
+    def _advantage_metrics(adv: Any) -> dict[str, float]:
+        metrics = {"advantage/mean": float(np.mean(adv.advantages)), "advantage/std": float(np.std(adv.advantages))}
+        if adv.value_std is not None:
+            metrics.update(distribution("value/std", np.asarray(adv.value_std)))
+        if adv.values is not None:
+            metrics["value/mean"] = float(np.mean(adv.values))
+        if adv.adv_keep is not None:
+            metrics["mask/adv_masked_frac"] = float(1.0 - np.mean(adv.adv_keep))
+        if adv.ent_keep is not None:
+            metrics["mask/ent_filtered_frac"] = float(1.0 - np.mean(adv.ent_keep))
+        return metrics
+
+    # -- evaluation, checkpoints -----------------------------------------------------------
+    def evaluate(self) -> dict[str, float]:
+        cfg = self.cfg
+        ids = [self.eval_prompts[r.index] for r in self.datasets.eval]
+        answers = [r.answer for r in self.datasets.eval]
+        metrics = evaluate(
+            self.roles.rollout, self.roles.reward, ids, answers,
+            max_new_tokens=cfg.rollout.max_new_tokens, k=cfg.trainer.eval_k, temperature=cfg.trainer.eval_temperature,
+        )
+        if "eval/accuracy" in metrics:
+            self.eval_history.append((self.step, metrics["eval/accuracy"]))
+        return metrics
+
+    def _parts(self) -> dict[str, dict[str, Any]]:
+        parts: dict[str, dict[str, Any]] = {"modules": {}, "optimizers": {}, "schedulers": {}}
+        for handle in [self.roles.actor, *self.roles.critics]:
+            for kind, named in handle.call("checkpoint_parts").result().items():
+                parts[kind].update(named)
+        return parts
+
+    def save(self) -> Path:
+        state = {"step": self.step, "sampler": self.sampler.state_dict(), "eval_history": self.eval_history}
+        return checkpoint.save_checkpoint(self.run_dir / "checkpoints", self.step, state=state, **self._parts())
+
+    def _resume(self, path: Path | None) -> None:
+        path = path or checkpoint.latest_checkpoint(self.run_dir / "checkpoints")
+        if path is None:
+            raise FileNotFoundError(f"--resume: no checkpoint under {self.run_dir / 'checkpoints'}")
+        if (path / "checkpoints").is_dir():  # a run directory was given
+            found = checkpoint.latest_checkpoint(path / "checkpoints")
+            if found is None:
+                raise FileNotFoundError(f"--resume: no checkpoint under {path / 'checkpoints'}")
+            path = found
+        state = checkpoint.load_checkpoint(path, **self._parts())
+        self.step = int(state["step"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.eval_history = [(int(s), float(a)) for s, a in state.get("eval_history", [])]
+        self.roles.rollout.call("sync_weights", self.roles.actor.call("policy_weights").result()).result()
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self, *, stop_after: int | None = None) -> RunResult:
+        """Train to ``trainer.steps`` (or ``stop_after`` steps, for tests), evaluating and saving."""
+        cfg = self.cfg.trainer
+        target = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+        history: list[dict[str, float]] = []
+        if self.step == 0 and cfg.eval_every >= 0 and self.eval_prompts:
+            start_eval = self.evaluate()
+            self.logger.log(0, start_eval)
+        bar = tqdm(total=target, initial=self.step, desc="train", unit="step",
+                   disable=not self.cfg.logging.progress_bar, leave=False)
+        last_checkpoint = None
+        try:
+            while self.step < target:
+                metrics = self.train_step()
+                final = self.step == cfg.steps
+                if self.eval_prompts and (final or (cfg.eval_every and self.step % cfg.eval_every == 0)):
+                    metrics.update(self.evaluate())
+                self.logger.log(self.step, metrics)
+                history.append({"step": float(self.step), **metrics})
+                every = self.cfg.logging.console_every
+                if every and self.step % every == 0:
+                    bar.write(observability.format_step_line(self.step, metrics))
+                bar.update(1)
+                if cfg.save_every and self.step % cfg.save_every == 0 and not final:
+                    last_checkpoint = self.save()
+        finally:
+            bar.close()
+        export = None
+        if self.step == cfg.steps:
+            last_checkpoint = self.save()
+            if cfg.export_hf:
+                export = checkpoint.export_hf(
+                    self.roles.actor.call("policy_weights").result(), self.tokenizer, self.run_dir / "hf_export"
+                )
+        self.logger.close()
+        result = RunResult(
+            run_dir=self.run_dir,
+            steps=self.step,
+            start_accuracy=self.eval_history[0][1] if self.eval_history else None,
+            end_accuracy=self.eval_history[-1][1] if self.eval_history else None,
+            seconds=time.perf_counter() - self.started,
+            checkpoint=last_checkpoint,
+            export=export,
+            history=history,
+        )
+        (self.run_dir / "summary.json").write_text(json.dumps({
+            "steps": result.steps, "start_accuracy": result.start_accuracy, "end_accuracy": result.end_accuracy,
+            "seconds": result.seconds, "checkpoint": str(last_checkpoint), "export": str(export),
+        }, indent=2))
+        return result
+
+    def close(self) -> None:
+        self.roles.runtime.shutdown()

@@ -1,0 +1,193 @@
+"""The actor role (policy) and the frozen reference role: log-probs and the PPO-family update.
+
+Old log-probs are always recomputed here before the update (DESIGN §3.1): the rollout engine's
+behaviour log-probs may come from another kernel or dtype. Log-probs are those of the tempered
+distribution the rollout sampled from, ``softmax(logits / temperature)``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+from asyppo.algos import (
+    AlgoConfig,
+    LossNormalizer,
+    PolicyLossInputs,
+    compute_policy_loss,
+    entropy_from_logits,
+    token_log_probs,
+)
+from asyppo.config.schema import ActorConfig
+from asyppo.models import load_actor
+from asyppo.trainer.batch import ModelInput, SequenceBatch
+from asyppo.trainer.optim import build_optimizer, clip_and_step
+from asyppo.trainer.roles.microbatch import micro_batches
+
+
+def policy_outputs(
+    model: PreTrainedModel, x: ModelInput, *, temperature: float, with_entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs (and entropies) of the response tokens, float32 ``[B, R]`` each.
+
+    The LM head runs only on the R + 1 last positions (``logits_to_keep``), the ones that predict
+    response tokens; the last of them predicts past the end and is dropped.
+    """
+    logits = model(
+        input_ids=x.input_ids,
+        attention_mask=x.attention_mask,
+        position_ids=x.position_ids,
+        use_cache=False,
+        logits_to_keep=x.response_width + 1,
+    ).logits[:, :-1]
+    log_probs = token_log_probs(logits, x.labels, temperature=temperature)
+    entropy = entropy_from_logits(logits, temperature=temperature) if with_entropy else None
+    return log_probs, entropy
+
+
+class ActorRole:
+    """Holds the policy, its AdamW optimizer and schedule; ``trainable=False`` makes a reference role."""
+
+    def __init__(
+        self,
+        *,
+        model: ActorConfig,
+        algo: AlgoConfig,
+        pad_token_id: int,
+        micro_batch_tokens: int,
+        mini_batch_size: int | None,
+        ppo_epochs: int,
+        temperature: float,
+        max_response_length: int,
+        total_optimizer_steps: int,
+        trainable: bool = True,
+    ) -> None:
+        assert model.path is not None  # the trainer resolves builtin: URIs first
+        self.model = load_actor(
+            model.path,
+            dtype=model.dtype,
+            device=model.device,
+            gradient_checkpointing=model.gradient_checkpointing and trainable,
+            attn_implementation=model.attn_implementation,
+        )
+        self.device = model.device
+        self.algo = algo
+        self.pad_token_id = pad_token_id
+        self.micro_batch_tokens = micro_batch_tokens
+        self.mini_batch_size = mini_batch_size
+        self.ppo_epochs = ppo_epochs
+        self.temperature = temperature
+        self.max_response_length = max_response_length
+        self.grad_clip = model.optim.grad_clip
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if trainable:
+            self.optimizer, self.scheduler = build_optimizer(self.params, model.optim, total_optimizer_steps)
+        else:
+            self.model.requires_grad_(False)
+
+    @torch.no_grad()
+    def log_probs(self, batch: SequenceBatch) -> np.ndarray:
+        """float32 ``[T]``: log π(response token) under the current weights, packed like ``batch``."""
+        self.model.eval()
+        out = np.zeros(batch.n_tokens, dtype=np.float32)
+        for x, positions in micro_batches(
+            batch, np.arange(batch.n_sequences), self.micro_batch_tokens, self.pad_token_id, self.device
+        ):
+            log_probs, _ = policy_outputs(self.model, x, temperature=self.temperature, with_entropy=False)
+            out[positions] = x.to_packed(log_probs.cpu()).numpy()
+        return out
+
+    def update(
+        self,
+        batch: SequenceBatch,
+        *,
+        old_log_probs: np.ndarray,
+        advantages: np.ndarray,
+        adv_keep: np.ndarray | None,
+        ent_keep: np.ndarray | None,
+        ref_log_probs: np.ndarray | None,
+        seed: int,
+    ) -> dict[str, float]:
+        """``ppo_epochs`` passes over shuffled mini-batches; one optimizer step per mini-batch.
+
+        Each mini-batch's micro-batches accumulate gradients with the loss normalised by the
+        mini-batch's global counts (``LossNormalizer``), so the gradient does not depend on the
+        micro-batch split (DESIGN §3.8). Returns token-weighted means of the loss metrics, the mean mini-batch loss,
+        ``actor/grad_norm``, ``actor/lr`` and ``actor/optimizer_steps``.
+        """
+        self.model.train()
+        rng = np.random.default_rng(seed)
+        n = batch.n_sequences
+        size = self.mini_batch_size or n
+        lengths = batch.response_lengths
+        per_token = {"old_log_probs": old_log_probs, "advantages": advantages, "adv_keep": adv_keep,
+                     "ent_keep": ent_keep, "ref_log_probs": ref_log_probs}
+        sums: dict[str, float] = defaultdict(float)
+        weight = loss_total = 0.0
+        grad_norms = []
+        with_entropy = self.algo.entropy_coef > 0
+        for _ in range(self.ppo_epochs):
+            order = rng.permutation(n)
+            for start in range(0, n, size):
+                index = order[start : start + size]
+                normalizer = LossNormalizer(
+                    self.algo.loss_agg,
+                    global_tokens=max(1, int(lengths[index].sum())),
+                    global_sequences=max(1, int((lengths[index] > 0).sum())),
+                    constant=self.algo.loss_agg_constant or float(self.max_response_length),
+                )
+                for x, positions in micro_batches(
+                    batch, index, self.micro_batch_tokens, self.pad_token_id, self.device
+                ):
+                    log_probs, entropy = policy_outputs(
+                        self.model, x, temperature=self.temperature, with_entropy=with_entropy
+                    )
+                    padded = self._padded(x, positions, per_token)
+                    inputs = PolicyLossInputs(
+                        log_probs=log_probs, mask=x.response_mask.to(log_probs.device), entropy=entropy, **padded
+                    )
+                    loss, metrics = compute_policy_loss(inputs, self.algo, normalizer=normalizer)
+                    loss.backward()
+                    # actor/loss is this micro-batch's share of the mini-batch loss: it adds up.
+                    tokens = float(len(positions))
+                    for key, value in metrics.items():
+                        if key == "actor/loss":
+                            loss_total += value
+                        else:
+                            sums[key] += value * tokens
+                    weight += tokens
+                grad_norms.append(clip_and_step(self.params, self.optimizer, self.scheduler, self.grad_clip))
+        result = {key: value / max(weight, 1.0) for key, value in sums.items()}
+        result["actor/loss"] = loss_total / len(grad_norms)
+        result["actor/grad_norm"] = float(np.mean(grad_norms))
+        result["actor/lr"] = float(self.scheduler.get_last_lr()[0])
+        result["actor/optimizer_steps"] = float(len(grad_norms))
+        return result
+
+    def _padded(
+        self, x: ModelInput, positions: np.ndarray, per_token: dict[str, np.ndarray | None]
+    ) -> dict[str, torch.Tensor | None]:
+        out: dict[str, torch.Tensor | None] = {}
+        for name, values in per_token.items():
+            if values is None:
+                out[name] = None
+                continue
+            dtype = torch.bool if values.dtype == np.bool_ else torch.float32
+            out[name] = x.from_packed(values[positions], dtype=dtype).to(self.device)
+        return out
+
+    def policy_weights(self) -> torch.nn.Module:
+        """What the rollout engine's ``sync_weights`` takes (the live module in-process)."""
+        return self.model
+
+    def checkpoint_parts(self) -> dict[str, Any]:
+        """Live objects for ``asyppo.checkpoint.save_checkpoint`` (inline backend)."""
+        return {
+            "modules": {"actor": self.model},
+            "optimizers": {"actor": self.optimizer},
+            "schedulers": {"actor": self.scheduler},
+        }

@@ -1,0 +1,121 @@
+"""A critic role: values of every response token, and the value update on its own shard.
+
+Values follow ``asyppo.models.critic``'s alignment: the value of response token t's state sits at
+the position that predicts token t, the same slice as the actor's log-probs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from asyppo.algos import AlgoConfig, LossNormalizer, compute_value_loss
+from asyppo.config.schema import CriticConfig
+from asyppo.models import ValueModel, load_critic
+from asyppo.trainer.batch import ModelInput, SequenceBatch
+from asyppo.trainer.optim import build_optimizer, clip_and_step
+from asyppo.trainer.roles.microbatch import micro_batches
+
+
+def response_values(model: ValueModel, x: ModelInput) -> torch.Tensor:
+    """float32 ``[B, R]``: V(s_t) for every response token t."""
+    return x.response_slice(model(x.input_ids, x.attention_mask))
+
+
+class CriticRole:
+    """One critic with its own AdamW optimizer and schedule."""
+
+    def __init__(
+        self,
+        *,
+        model: CriticConfig,
+        model_path: str,
+        algo: AlgoConfig,
+        pad_token_id: int,
+        micro_batch_tokens: int,
+        ppo_epochs: int,
+        total_optimizer_steps: int,
+        index: int,
+        seed: int,
+    ) -> None:
+        # Critics share architecture and checkpoint; distinct seeds give distinct value heads.
+        torch.manual_seed(seed)
+        self.model = load_critic(
+            model_path,
+            dtype=model.dtype,
+            device=model.device,
+            gradient_checkpointing=model.gradient_checkpointing,
+            init_from_actor=model.init_from_actor_layers,
+            attn_implementation=model.attn_implementation,
+        )
+        self.name = f"critic{index}"
+        self.device = model.device
+        self.algo = algo
+        self.pad_token_id = pad_token_id
+        self.micro_batch_tokens = micro_batch_tokens
+        self.ppo_epochs = ppo_epochs
+        self.grad_clip = model.optim.grad_clip
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer, self.scheduler = build_optimizer(self.params, model.optim, total_optimizer_steps)
+
+    @torch.no_grad()
+    def values(self, batch: SequenceBatch) -> np.ndarray:
+        """float32 ``[T]``: V_m(s_t) of every response token of ``batch`` (DESIGN §3.4)."""
+        self.model.eval()
+        out = np.zeros(batch.n_tokens, dtype=np.float32)
+        for x, positions in micro_batches(
+            batch, np.arange(batch.n_sequences), self.micro_batch_tokens, self.pad_token_id, self.device
+        ):
+            out[positions] = x.to_packed(response_values(self.model, x).cpu()).numpy()
+        return out
+
+    def update(self, shard: SequenceBatch, *, returns: np.ndarray, old_values: np.ndarray) -> dict[str, float]:
+        """Regress V_m on the returns of this critic's shard, ``ppo_epochs`` full-shard steps (DESIGN §3.7).
+
+        ``returns`` and ``old_values`` are float32 ``[T_shard]`` packed like ``shard``. Metrics are
+        prefixed ``critic{m}/``: loss, explained variance of the returns by the old values, grad norm.
+        """
+        self.model.train()
+        metrics: dict[str, float] = defaultdict(float)
+        if shard.n_tokens == 0:
+            return {}
+        normalizer = LossNormalizer(
+            "token-mean", global_tokens=shard.n_tokens, global_sequences=max(1, shard.n_sequences)
+        )
+        grad_norms = []
+        for _ in range(self.ppo_epochs):
+            for x, positions in micro_batches(
+                shard, np.arange(shard.n_sequences), self.micro_batch_tokens, self.pad_token_id, self.device
+            ):
+                values = response_values(self.model, x)
+                loss, step_metrics = compute_value_loss(
+                    values,
+                    x.from_packed(returns[positions]).to(values.device),
+                    x.response_mask.to(values.device),
+                    x.from_packed(old_values[positions]).to(values.device),
+                    self.algo,
+                    normalizer=normalizer,
+                )
+                loss.backward()
+                # The loss is already this micro-batch's share; the other metrics are means.
+                for key, value in step_metrics.items():
+                    weight = 1.0 if key.endswith("/loss") else len(positions) / shard.n_tokens
+                    metrics[key.replace("critic/", f"{self.name}/")] += value * weight / self.ppo_epochs
+            grad_norms.append(clip_and_step(self.params, self.optimizer, self.scheduler, self.grad_clip))
+        variance = float(np.var(returns))
+        residual = float(np.var(returns - old_values))
+        metrics[f"{self.name}/explained_var"] = 1.0 - residual / variance if variance > 0 else 0.0
+        metrics[f"{self.name}/grad_norm"] = float(np.mean(grad_norms))
+        metrics[f"{self.name}/lr"] = float(self.scheduler.get_last_lr()[0])
+        return dict(metrics)
+
+    def checkpoint_parts(self) -> dict[str, Any]:
+        """Live objects for ``asyppo.checkpoint.save_checkpoint`` (inline backend)."""
+        return {
+            "modules": {self.name: self.model},
+            "optimizers": {self.name: self.optimizer},
+            "schedulers": {self.name: self.scheduler},
+        }

@@ -1,0 +1,146 @@
+"""Build everything a run needs from a :class:`TrainConfig`, before the first step.
+
+Order matters for failing early and cheaply: paths and datasets are checked (bad rows fail with
+file and line) and tokenizers compared before any model weight is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoConfig, PreTrainedTokenizerBase
+
+from asyppo import data, toy
+from asyppo.config.schema import TrainConfig
+from asyppo.models import check_same_tokenizer, load_tokenizer
+from asyppo.runtime import RoleHandle, Runtime, make_runtime
+from asyppo.trainer.roles.actor import ActorRole
+from asyppo.trainer.roles.critic import CriticRole
+from asyppo.trainer.roles.reward import RewardRole
+from asyppo.trainer.roles.rollout import RolloutRole
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+
+
+def cache_dir() -> Path:
+    """Where built-in assets are cached: ``$ASYPPO_CACHE`` or ``~/.cache/asyppo``."""
+    return Path(os.environ.get("ASYPPO_CACHE", Path.home() / ".cache" / "asyppo"))
+
+
+def resolve(uri: str) -> str:
+    """A ``builtin:`` URI becomes its cached local path; anything else is returned unchanged."""
+    return str(toy.resolve_builtin(uri, cache_dir())) if uri.startswith("builtin:") else uri
+
+
+@dataclass
+class Roles:
+    """The handles the loop talks to."""
+
+    runtime: Runtime
+    rollout: RoleHandle
+    actor: RoleHandle
+    critics: list[RoleHandle]
+    reward: RoleHandle
+    reference: RoleHandle | None
+
+
+@dataclass
+class Datasets:
+    train: list[data.PromptRecord]
+    eval: list[data.PromptRecord]
+
+
+def load_datasets(cfg: TrainConfig) -> Datasets:
+    """Train and held-out prompts; a split of train when ``data.eval`` is null."""
+    keys = {"prompt_key": cfg.data.prompt_key, "answer_key": cfg.data.answer_key}
+    train = data.load_prompts(resolve(cfg.data.train), **keys)
+    if cfg.data.eval is None:
+        train, held_out = data.split_train_eval(train, eval_size=cfg.data.eval_size, seed=cfg.trainer.seed)
+    else:
+        held_out = data.load_prompts(resolve(cfg.data.eval), **keys)
+    if cfg.data.eval_limit is not None:
+        held_out = held_out[: cfg.data.eval_limit]
+    if not train:
+        raise ValueError(f"data.train: {cfg.data.train} holds no prompts")
+    return Datasets(train=train, eval=held_out)
+
+
+def check_critic_vocabulary(tokenizer: PreTrainedTokenizerBase, critic_path: str) -> None:
+    """Critics read the actor's token ids: their vocabulary must be the actor's (clear error if not)."""
+    path = Path(critic_path)
+    if any((path / name).is_file() for name in TOKENIZER_FILES):
+        check_same_tokenizer(tokenizer, load_tokenizer(path), critic_name=f"critic ({path})")
+        return
+    vocab_size = int(AutoConfig.from_pretrained(str(path)).vocab_size)
+    if vocab_size < len(tokenizer):
+        raise ValueError(
+            f"critic ({path}) has no tokenizer and its embedding holds {vocab_size} ids, fewer than the "
+            f"actor tokenizer's {len(tokenizer)}: critics must share the actor's vocabulary"
+        )
+
+
+def optimizer_steps_per_train_step(cfg: TrainConfig) -> int:
+    batch = cfg.rollout.prompts_per_step * cfg.rollout.n
+    size = cfg.trainer.mini_batch_size or batch
+    return cfg.trainer.ppo_epochs * -(-batch // size)
+
+
+def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path: str) -> Roles:
+    """Spawn rollout, actor, critics (when the algorithm uses them), reward and reference roles."""
+    torch.manual_seed(cfg.trainer.seed)
+    np.random.seed(cfg.trainer.seed)
+    runtime = make_runtime(cfg.runtime.backend)
+    common = {"algo": cfg.algo, "pad_token_id": int(tokenizer.pad_token_id),
+              "micro_batch_tokens": cfg.trainer.micro_batch_tokens}
+    actor_steps = cfg.trainer.steps * optimizer_steps_per_train_step(cfg)
+    actor_model = cfg.actor.model_copy(update={"path": actor_path})
+    actor_kwargs = dict(
+        model=actor_model,
+        mini_batch_size=cfg.trainer.mini_batch_size,
+        ppo_epochs=cfg.trainer.ppo_epochs,
+        temperature=cfg.rollout.temperature if cfg.rollout.temperature > 0 else 1.0,
+        max_response_length=cfg.rollout.max_new_tokens,
+        total_optimizer_steps=actor_steps,
+        **common,
+    )
+    actor = runtime.spawn("actor", ActorRole, **actor_kwargs)
+    reference = None
+    if cfg.algo.kl_coef > 0:
+        reference = runtime.spawn("reference", ActorRole, trainable=False, **actor_kwargs)
+    critics = []
+    if cfg.algo.uses_critic:
+        critic_path = actor_path if cfg.critic.init_from_actor_layers else resolve(cfg.critic.path or "")
+        if not cfg.critic.init_from_actor_layers:
+            check_critic_vocabulary(tokenizer, critic_path)
+        for m in range(cfg.critic.count):
+            critics.append(
+                runtime.spawn(
+                    f"critic{m}",
+                    CriticRole,
+                    model=cfg.critic,
+                    model_path=critic_path,
+                    ppo_epochs=cfg.trainer.ppo_epochs,
+                    total_optimizer_steps=cfg.trainer.steps * cfg.trainer.ppo_epochs,
+                    index=m,
+                    seed=cfg.trainer.seed + 1000 * (m + 1),
+                    **common,
+                )
+            )
+    # Inline: the rollout shares the actor's module, so weight sync costs nothing. Other
+    # backends or vLLM load their own copy from the actor's directory.
+    colocated = cfg.runtime.backend == "inline" and cfg.rollout.engine == "hf"
+    rollout = runtime.spawn(
+        "rollout",
+        RolloutRole,
+        config=cfg.rollout,
+        model=actor.call("policy_weights").result() if colocated else actor_path,
+        eos_token_id=int(tokenizer.eos_token_id),
+        pad_token_id=int(tokenizer.pad_token_id),
+        seed=cfg.trainer.seed,
+    )
+    reward = runtime.spawn("reward", RewardRole, config=cfg.reward, tokenizer=tokenizer)
+    return Roles(runtime, rollout, actor, critics, reward, reference)
