@@ -1,0 +1,246 @@
+"""The engine's kernels over packed ragged batches, as numpy-or-torch functions.
+
+Each function converts its arguments (``_convert``), calls the Rust kernel in ``asyppo._core``
+with the GIL released, and returns numpy arrays, or torch tensors sharing their memory when the
+main argument was a torch tensor. Packed layout: a flat array of ``T`` tokens plus ``offsets``
+(int64 ``[N+1]``, ``offsets[0] == 0``, non-decreasing, ``offsets[-1] == T``). The formulas are
+in each docstring and in ``docs/data_engine.md``; the algorithm is AsyPPO (arXiv 2510.01656).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asyppo import _core
+from asyppo.engine._convert import array, choice, float_dtype, integer, is_torch, like, real, to_numpy
+
+_U64_MAX = 2**64 - 1
+_I64_MAX = 2**63 - 1
+
+
+def gae(rewards: Any, values: Any, offsets: Any, gamma: float = 1.0, lam: float = 1.0) -> tuple[Any, Any]:
+    """Generalized advantage estimation over a packed batch (Schulman et al. 2016; AsyPPO §3 step 5).
+
+    Per sequence ``[a, b)``: ``delta_t = r_t + gamma * V_{t+1} - V_t`` with ``V_b = 0`` (no value
+    after the last token), ``A_t = delta_t + gamma * lam * A_{t+1}``, ``R_t = A_t + V_t``.
+
+    Args:
+        rewards, values: ``[T]`` float32 or float64 (mixed inputs run in float64).
+        offsets: ``[N+1]`` integer sequence boundaries.
+        gamma, lam: discount and GAE lambda in ``[0, 1]``.
+
+    Returns:
+        ``(advantages, returns)``, ``[T]`` each, in the input float dtype.
+
+    Raises:
+        TypeError: non-float rewards/values, non-integer offsets.
+        ValueError: length mismatch, bad offsets, gamma/lam outside [0, 1], NaN/inf inputs.
+    """
+    r = array(rewards, "rewards", "float")
+    v = array(values, "values", "float")
+    dtype = float_dtype(r, v)
+    r, v = r.astype(dtype, copy=False), v.astype(dtype, copy=False)
+    o = array(offsets, "offsets", "int")
+    if len(v) != len(r):
+        raise ValueError(f"values: expected length {len(r)} (as rewards), got {len(v)}")
+    adv, ret = _core.gae(r, v, o, real(gamma, "gamma"), real(lam, "lam"))
+    return like(adv, is_torch(rewards)), like(ret, is_torch(rewards))
+
+
+def aggregate_values(values: Any, how: str = "mean") -> tuple[Any, Any]:
+    """Aggregate the critics' per-token values (AsyPPO §3 step 4).
+
+    ``value_t = mean_m V_m(t)`` (``how="mean"``) or ``min_m V_m(t)`` (``how="min"``), and
+    ``std_t = sqrt(mean_m (V_m(t) - mean_m V_m(t))^2)``, the population std (ddof=0).
+
+    Args:
+        values: ``[M, T]`` float32 or float64, one row per critic.
+        how: ``"mean"`` or ``"min"``.
+
+    Returns:
+        ``(value, std)``, ``[T]`` each, in the input dtype.
+
+    Raises:
+        TypeError: not a float array. ValueError: not 2-D, M < 1, NaN/inf, unknown ``how``.
+    """
+    how = choice(how, "how", ("mean", "min"))
+    a = array(values, "values", "float", ndim=2)
+    if a.shape[0] < 1:
+        raise ValueError(f"values: expected at least one critic (n_critics >= 1), got shape {a.shape}")
+    value, std = _core.aggregate_values(a, how)
+    return like(value, is_torch(values)), like(std, is_torch(values))
+
+
+def shard_groups(group_ids: Any, n_critics: int, seed: int, mode: str = "disjoint") -> Any:
+    """Assign each response to the critics that train on it (AsyPPO §3 step 3).
+
+    ``disjoint``: within every group (in order of first appearance) the responses are shuffled by a
+    generator seeded with ``seed`` and dealt round-robin, the dealing position carrying over from
+    group to group; each critic gets ``floor(n_g/M)`` or ``ceil(n_g/M)`` of every group, the shards
+    are disjoint and cover the batch, and critics' totals differ by at most one. ``shared``: every
+    critic gets everything. ``random``: the whole batch is shuffled and dealt, ignoring groups.
+
+    Args:
+        group_ids: ``[N]`` integer prompt ids. n_critics: M >= 1. seed: integer in [0, 2**64).
+
+    Returns:
+        bool ``[M, N]``; row m marks critic m's sequences.
+
+    Raises:
+        TypeError: non-integer ids/n_critics/seed. ValueError: M < 1, seed out of range, bad mode.
+    """
+    mode = choice(mode, "mode", ("disjoint", "shared", "random"))
+    ids = array(group_ids, "group_ids", "int")
+    m = integer(n_critics, "n_critics", 1, _I64_MAX)
+    out = _core.shard_groups(ids, m, integer(seed, "seed", 0, _U64_MAX), mode)
+    return like(out, is_torch(group_ids))
+
+
+def percentile_masks(
+    std: Any,
+    low: float = 0.2,
+    high: float = 0.2,
+    offsets: Any = None,
+    group_ids: Any = None,
+    scope: str = "batch",
+) -> tuple[Any, Any]:
+    """Exact-count masks from the critics' disagreement (AsyPPO §3 step 6).
+
+    Within each scope of ``n`` tokens (the batch, each sequence, or each group's tokens), the
+    ``floor(low * n)`` tokens with the lowest ``std`` get ``adv_keep = False`` (their advantage is
+    masked) and the ``floor(high * n)`` with the highest get ``ent_keep = False`` (left out of the
+    entropy bonus). Tokens are ordered by ``(std, position)``, so ties go to the earlier token for
+    the low mask and the later for the high one; the counts are exact and the sets disjoint.
+    O(T) selection (radix select on the float bits), no full sort.
+
+    Args:
+        std: ``[T]`` float32/float64 critic std per token.
+        low, high: fractions in ``[0, 1]`` with ``low + high <= 1``.
+        offsets: ``[N+1]`` integers, required for ``scope="sequence"`` and ``"group"``.
+        group_ids: ``[N]`` integers, required for ``scope="group"``.
+        scope: ``"batch"``, ``"group"`` or ``"sequence"``.
+
+    Returns:
+        ``(adv_keep, ent_keep)``, bool ``[T]`` each.
+
+    Raises:
+        TypeError: wrong dtypes. ValueError: fractions out of range, missing/bad offsets or
+        group_ids, NaN/inf std, unknown scope.
+    """
+    scope = choice(scope, "scope", ("batch", "group", "sequence"))
+    s = array(std, "std", "float")
+    o = None if offsets is None else array(offsets, "offsets", "int")
+    g = None if group_ids is None else array(group_ids, "group_ids", "int")
+    adv, ent = _core.percentile_masks(s, real(low, "low"), real(high, "high"), o, g, scope)
+    return like(adv, is_torch(std)), like(ent, is_torch(std))
+
+
+def group_advantages(scores: Any, group_ids: Any, how: str = "grpo", eps: float = 1e-6) -> Any:
+    """Per-sequence advantages from a group baseline (critic-free methods).
+
+    With ``r`` a response's score and ``mean_g``/``std_g`` over its group (``std`` unbiased):
+    ``grpo``: ``(r - mean_g) / (std_g + eps)`` (DeepSeekMath, Shao et al. 2024 §4.1.2);
+    ``drgrpo``: ``r - mean_g`` (Dr.GRPO, Liu et al. 2025 §3.1);
+    ``rloo``: ``r - mean of the other responses of the group`` (Ahmadian et al. 2024 §3).
+    A group of one response gets 0.
+
+    Args:
+        scores: ``[N]`` float32/float64. group_ids: ``[N]`` integers. eps: >= 0.
+
+    Returns:
+        ``[N]`` advantages in the dtype of ``scores``.
+
+    Raises:
+        TypeError: wrong dtypes. ValueError: length mismatch, NaN/inf, eps < 0, unknown ``how``.
+    """
+    how = choice(how, "how", ("grpo", "drgrpo", "rloo"))
+    out = _core.group_advantages(
+        array(scores, "scores", "float"), array(group_ids, "group_ids", "int"), how, real(eps, "eps")
+    )
+    return like(out, is_torch(scores))
+
+
+def broadcast_to_tokens(per_seq: Any, offsets: Any) -> Any:
+    """Repeat each sequence's value over its tokens: ``out[t] = per_seq[s]`` for ``t`` in sequence ``s``.
+
+    Args:
+        per_seq: ``[N]`` float32, float64, integer (as int64) or bool. offsets: ``[N+1]`` integers.
+
+    Returns:
+        ``[T]`` with ``T = offsets[-1]``, dtype of ``per_seq`` (integers become int64).
+
+    Raises:
+        TypeError: other dtypes. ValueError: bad offsets, ``len(per_seq) != N``.
+    """
+    p = to_numpy(per_seq, "per_seq")
+    kind = "bool" if p.dtype.kind == "b" else "int" if p.dtype.kind in "iu" else "float"
+    out = _core.broadcast_to_tokens(array(p, "per_seq", kind), array(offsets, "offsets", "int"))
+    return like(out, is_torch(per_seq))
+
+
+def masked_whiten(x: Any, mask: Any, shift_mean: bool = True) -> Any:
+    """Whiten ``x`` with the mean and variance of its masked elements.
+
+    ``out = (x - mean) / sqrt(var + 1e-8)`` (``+ mean`` when ``shift_mean`` is False), where
+    ``mean`` and the unbiased ``var`` are over the elements with ``mask`` true (accumulated in
+    float64). Every element is transformed, masked or not — as in TRL and verl.
+
+    Args:
+        x: float32/float64 of any shape. mask: bool (or numbers, nonzero = True), same shape.
+
+    Returns:
+        Same shape and dtype as ``x``.
+
+    Raises:
+        TypeError: wrong dtypes. ValueError: shape mismatch, fewer than 2 masked elements, NaN/inf.
+    """
+    a = array(x, "x", "float", ndim=None)
+    m = array(mask, "mask", "bool", ndim=None)
+    if m.shape != a.shape:
+        raise ValueError(f"mask: expected shape {a.shape} (as x), got {m.shape}")
+    out = _core.masked_whiten(a.reshape(-1), m.reshape(-1), bool(shift_mean)).reshape(a.shape)
+    return like(out, is_torch(x))
+
+
+def pack_microbatches(lengths: Any, max_tokens: int, padded: bool = False) -> list[Any]:
+    """Split sequence indices into micro-batches whose token cost stays within ``max_tokens``.
+
+    Cost: sum of lengths (``padded=False``, packed input) or ``count * max length``
+    (``padded=True``, the size of the ``[B, L]`` padded tensor). Best-fit decreasing (next-fit
+    decreasing when padded). No micro-batch exceeds the budget unless one sequence alone does, in
+    which case it is alone. Indices within a micro-batch are ascending.
+
+    Args:
+        lengths: ``[N]`` non-negative integers. max_tokens: >= 1.
+
+    Returns:
+        A list of int64 index arrays covering ``range(N)`` exactly once.
+
+    Raises:
+        TypeError: non-integer input. ValueError: negative length, ``max_tokens < 1``.
+    """
+    lens = array(lengths, "lengths", "int")
+    budget = integer(max_tokens, "max_tokens", 1, _I64_MAX)
+    parts = _core.pack_microbatches(lens, budget, bool(padded))
+    return [like(p, is_torch(lengths)) for p in parts]
+
+
+def balanced_partition(lengths: Any, n_parts: int) -> list[Any]:
+    """Split sequence indices into ``n_parts`` parts with token sums as equal as possible.
+
+    Karmarkar–Karp largest differencing method, k-way (Karmarkar & Karp 1982): e.g. to give every
+    data-parallel rank the same number of tokens. Parts are ordered by decreasing token sum; the
+    indices within a part are ascending; the result is deterministic.
+
+    Args:
+        lengths: ``[N]`` non-negative integers. n_parts: >= 1.
+
+    Returns:
+        ``n_parts`` int64 index arrays covering ``range(N)`` exactly once (some may be empty).
+
+    Raises:
+        TypeError: non-integer input. ValueError: negative length, ``n_parts < 1``.
+    """
+    lens = array(lengths, "lengths", "int")
+    parts = _core.balanced_partition(lens, integer(n_parts, "n_parts", 1, 2**31))
+    return [like(p, is_torch(lengths)) for p in parts]

@@ -1,0 +1,188 @@
+//! Planning kernels over sequence lengths: micro-batches under a token budget, and a balanced
+//! split of a batch across data-parallel ranks.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
+use crate::error::{EngineError, Result};
+
+fn check_lengths(lengths: &[i64]) -> Result<()> {
+    match lengths.iter().position(|&l| l < 0) {
+        None => Ok(()),
+        Some(i) => Err(EngineError::range(
+            "lengths",
+            "non-negative lengths",
+            format!("{} at index {i}", lengths[i]),
+        )),
+    }
+}
+
+/// Indices sorted by decreasing length, ties by index.
+fn by_decreasing_length(lengths: &[i64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| (Reverse(lengths[i]), i));
+    order
+}
+
+/// Group sequence indices into micro-batches whose cost stays within `max_tokens`.
+///
+/// Cost of a micro-batch: the sum of its lengths (`padded = false`, for packed/varlen model
+/// input) or `count * max length` (`padded = true`, the size of its `[B, L]` padded tensor).
+/// Best-fit decreasing (sum) or next-fit over decreasing lengths (padded); a sequence longer
+/// than the budget gets a micro-batch of its own, and is the only way a budget is exceeded.
+/// Each micro-batch's indices are ascending; micro-batches come in order of creation.
+///
+/// Errors: negative length, `max_tokens < 1`.
+pub fn pack_microbatches(
+    lengths: &[i64],
+    max_tokens: i64,
+    padded: bool,
+) -> Result<Vec<Vec<usize>>> {
+    check_lengths(lengths)?;
+    if max_tokens < 1 {
+        return Err(EngineError::range("max_tokens", "at least 1", max_tokens));
+    }
+    let mut bins: Vec<Vec<usize>> = Vec::new();
+    if padded {
+        let mut width = 0;
+        for i in by_decreasing_length(lengths) {
+            match bins.last_mut() {
+                Some(bin) if (bin.len() as i64 + 1).saturating_mul(width) <= max_tokens => {
+                    bin.push(i)
+                }
+                _ => {
+                    width = lengths[i];
+                    bins.push(vec![i]);
+                }
+            }
+        }
+    } else {
+        // (remaining capacity, bin index): the best fit is the first entry with room for `len`.
+        let mut open: BTreeSet<(i64, usize)> = BTreeSet::new();
+        for i in by_decreasing_length(lengths) {
+            let len = lengths[i];
+            match open.range((len, 0)..).next().copied() {
+                Some((room, b)) => {
+                    open.remove(&(room, b));
+                    open.insert((room - len, b));
+                    bins[b].push(i);
+                }
+                None => {
+                    if len < max_tokens {
+                        open.insert((max_tokens - len, bins.len()));
+                    }
+                    bins.push(vec![i]);
+                }
+            }
+        }
+    }
+    bins.iter_mut().for_each(|b| b.sort_unstable());
+    Ok(bins)
+}
+
+/// Split sequence indices into `n_parts` parts with token sums as equal as the
+/// Karmarkar–Karp largest-differencing heuristic gets (Karmarkar & Karp 1982; the k-way form of
+/// Michiels et al. 2007), e.g. to give each data-parallel rank the same work.
+///
+/// Every item starts as a partial solution with one non-empty part; the two solutions with the
+/// largest spread (max - min part sum) are merged by pairing the heaviest parts of one with the
+/// lightest of the other, until one solution is left. O(n k log n). Part indices are ascending;
+/// parts are ordered by decreasing token sum.
+///
+/// Errors: negative length, `n_parts < 1`.
+pub fn balanced_partition(lengths: &[i64], n_parts: usize) -> Result<Vec<Vec<usize>>> {
+    check_lengths(lengths)?;
+    if n_parts < 1 {
+        return Err(EngineError::range("n_parts", "at least 1", n_parts));
+    }
+    type Part = (i64, Vec<usize>);
+    // Solutions keep their parts sorted by decreasing sum; the heap key is (spread, Reverse(id))
+    // so that ties pop in creation order and the result is deterministic.
+    let mut solutions: Vec<Vec<Part>> = Vec::with_capacity(2 * lengths.len());
+    let mut heap: BinaryHeap<(i64, Reverse<usize>)> = BinaryHeap::new();
+    for i in by_decreasing_length(lengths) {
+        let mut parts: Vec<Part> = vec![(0, Vec::new()); n_parts];
+        parts[0] = (lengths[i], vec![i]);
+        heap.push((lengths[i], Reverse(solutions.len())));
+        solutions.push(parts);
+    }
+    while heap.len() > 1 {
+        let (_, Reverse(a)) = heap.pop().expect("heap has two entries");
+        let (_, Reverse(b)) = heap.pop().expect("heap has two entries");
+        let heavy = std::mem::take(&mut solutions[a]);
+        let light = std::mem::take(&mut solutions[b]);
+        let mut merged: Vec<Part> = heavy
+            .into_iter()
+            .zip(light.into_iter().rev())
+            .map(|((sa, mut ia), (sb, ib))| {
+                ia.extend(ib);
+                (sa + sb, ia)
+            })
+            .collect();
+        merged.sort_by_key(|p| Reverse(p.0));
+        heap.push((
+            merged[0].0 - merged[n_parts - 1].0,
+            Reverse(solutions.len()),
+        ));
+        solutions.push(merged);
+    }
+    let mut parts = match heap.pop() {
+        Some((_, Reverse(s))) => std::mem::take(&mut solutions[s]),
+        None => vec![(0, Vec::new()); n_parts],
+    };
+    parts.iter_mut().for_each(|p| p.1.sort_unstable());
+    Ok(parts.into_iter().map(|p| p.1).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn microbatches_cover_once_and_respect_budget(
+            lengths in prop::collection::vec(0i64..100, 0..80), budget in 1i64..300, padded in any::<bool>()
+        ) {
+            let bins = pack_microbatches(&lengths, budget, padded).unwrap();
+            let mut seen: Vec<usize> = bins.iter().flatten().copied().collect();
+            seen.sort_unstable();
+            prop_assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+            for bin in &bins {
+                let cost = if padded {
+                    bin.len() as i64 * bin.iter().map(|&i| lengths[i]).max().unwrap()
+                } else {
+                    bin.iter().map(|&i| lengths[i]).sum()
+                };
+                prop_assert!(cost <= budget || bin.len() == 1);
+            }
+        }
+
+        #[test]
+        fn partition_covers_once_and_beats_round_robin_bound(
+            lengths in prop::collection::vec(0i64..1000, 0..100), k in 1usize..6
+        ) {
+            let parts = balanced_partition(&lengths, k).unwrap();
+            prop_assert_eq!(parts.len(), k);
+            let mut seen: Vec<usize> = parts.iter().flatten().copied().collect();
+            seen.sort_unstable();
+            prop_assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+            let sums: Vec<i64> = parts.iter().map(|p| p.iter().map(|&i| lengths[i]).sum()).collect();
+            // Differencing never leaves a spread above the largest item.
+            let spread = sums.iter().max().unwrap() - sums.iter().min().unwrap();
+            prop_assert!(spread <= lengths.iter().copied().max().unwrap_or(0));
+        }
+    }
+
+    #[test]
+    fn oversized_sequence_gets_its_own_microbatch() {
+        let bins = pack_microbatches(&[50, 5, 5], 10, false).unwrap();
+        assert_eq!(bins, vec![vec![0], vec![1, 2]]);
+    }
+
+    #[test]
+    fn partition_of_equal_items_is_even() {
+        let parts = balanced_partition(&[3; 8], 4).unwrap();
+        assert!(parts.iter().all(|p| p.len() == 2));
+    }
+}

@@ -1,0 +1,134 @@
+//! Critic-free group baselines (GRPO, Dr.GRPO, RLOO) and their broadcast to tokens.
+
+use rayon::prelude::*;
+
+use crate::error::{EngineError, Result};
+use crate::real::{check_finite, Real};
+use crate::segments::{split_at_bounds, task_bounds, validate_offsets};
+
+/// The group baseline to subtract from each response's scalar score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBaseline {
+    /// `(r - mean_g) / (std_g + eps)`, unbiased std (GRPO, Shao et al. 2024, DeepSeekMath §4.1.2).
+    Grpo,
+    /// `r - mean_g` (Dr.GRPO, Liu et al. 2025, "Understanding R1-Zero-Like Training" §3.1).
+    DrGrpo,
+    /// `r - mean of the other members` (RLOO, Ahmadian et al. 2024 §3).
+    Rloo,
+}
+
+/// Per-sequence advantages from scalar `scores[n]` and `group_ids[n]` into `out[n]`.
+/// A group of one response gets advantage 0 under every baseline. Statistics are in f64.
+///
+/// Errors: length mismatch, non-finite scores, `eps` negative or non-finite.
+pub fn group_advantages<F: Real>(
+    scores: &[F],
+    group_ids: &[i64],
+    how: GroupBaseline,
+    eps: f64,
+    out: &mut [F],
+) -> Result<()> {
+    let n = scores.len();
+    if group_ids.len() != n {
+        return Err(EngineError::shape(
+            "group_ids",
+            format!("length {n} (as scores)"),
+            group_ids.len(),
+        ));
+    }
+    if out.len() != n {
+        return Err(EngineError::shape("out", format!("length {n}"), out.len()));
+    }
+    check_finite("scores", scores)?;
+    if !(eps.is_finite() && eps >= 0.0) {
+        return Err(EngineError::range("eps", "a finite number >= 0", eps));
+    }
+    let members = crate::shard::group_members(group_ids);
+    for group in members {
+        let k = group.len() as f64;
+        let sum: f64 = group.iter().map(|&i| scores[i].to_f64()).sum();
+        let mean = sum / k;
+        let std = if group.len() > 1 {
+            (group
+                .iter()
+                .map(|&i| (scores[i].to_f64() - mean).powi(2))
+                .sum::<f64>()
+                / (k - 1.0))
+                .sqrt()
+        } else {
+            0.0
+        };
+        for &i in &group {
+            let r = scores[i].to_f64();
+            let a = match how {
+                _ if group.len() == 1 => 0.0,
+                GroupBaseline::Grpo => (r - mean) / (std + eps),
+                GroupBaseline::DrGrpo => r - mean,
+                GroupBaseline::Rloo => r - (sum - r) / (k - 1.0),
+            };
+            out[i] = F::from_f64(a);
+        }
+    }
+    Ok(())
+}
+
+/// `out[t] = per_seq[s]` for every token `t` of sequence `s` (`np.repeat(per_seq, lengths)`).
+///
+/// Errors: invalid offsets, `per_seq.len() != n_seq`.
+pub fn broadcast_to_tokens<T: Copy + Send + Sync>(
+    per_seq: &[T],
+    offsets: &[i64],
+    out: &mut [T],
+) -> Result<()> {
+    validate_offsets(offsets, out.len())?;
+    if per_seq.len() != offsets.len() - 1 {
+        return Err(EngineError::shape(
+            "per_seq",
+            format!("length {} (len(offsets) - 1)", offsets.len() - 1),
+            per_seq.len(),
+        ));
+    }
+    let bounds = task_bounds(offsets);
+    split_at_bounds(out, offsets, &bounds)
+        .into_par_iter()
+        .zip(bounds.par_windows(2))
+        .for_each(|(part, w)| {
+            let base = offsets[w[0]] as usize;
+            for s in w[0]..w[1] {
+                part[offsets[s] as usize - base..offsets[s + 1] as usize - base].fill(per_seq[s]);
+            }
+        });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baselines_on_one_group() {
+        let scores = [1.0f64, 0.0, 0.0, 1.0];
+        let mut out = [0.0; 4];
+        group_advantages(&scores, &[7; 4], GroupBaseline::DrGrpo, 0.0, &mut out).unwrap();
+        assert_eq!(out, [0.5, -0.5, -0.5, 0.5]);
+        group_advantages(&scores, &[7; 4], GroupBaseline::Rloo, 0.0, &mut out).unwrap();
+        assert!((out[0] - (1.0 - 1.0 / 3.0)).abs() < 1e-12);
+        group_advantages(&scores, &[7; 4], GroupBaseline::Grpo, 0.0, &mut out).unwrap();
+        let std = (1.0f64 / 3.0).sqrt();
+        assert!((out[0] - 0.5 / std).abs() < 1e-12);
+    }
+
+    #[test]
+    fn singleton_groups_get_zero() {
+        let mut out = [9.0f32; 2];
+        group_advantages(&[3.0, 4.0], &[0, 1], GroupBaseline::Grpo, 1e-6, &mut out).unwrap();
+        assert_eq!(out, [0.0, 0.0]);
+    }
+
+    #[test]
+    fn broadcast_repeats_per_sequence_values() {
+        let mut out = [0i64; 5];
+        broadcast_to_tokens(&[1, 2, 3], &[0, 2, 2, 5], &mut out).unwrap();
+        assert_eq!(out, [1, 1, 3, 3, 3]);
+    }
+}

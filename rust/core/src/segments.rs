@@ -1,0 +1,113 @@
+//! Offsets (CSR) validation and splitting of packed arrays into per-task slices for rayon.
+
+use crate::error::{EngineError, Result};
+
+/// Check that `offsets` indexes a packed array of `n_tokens` tokens:
+/// `offsets[0] == 0`, non-decreasing, `offsets[last] == n_tokens`.
+pub fn validate_offsets(offsets: &[i64], n_tokens: usize) -> Result<()> {
+    let (Some(&first), Some(&last)) = (offsets.first(), offsets.last()) else {
+        return Err(EngineError::Offsets(
+            "expected at least one element (offsets[0] == 0)".into(),
+        ));
+    };
+    if first != 0 {
+        return Err(EngineError::Offsets(format!(
+            "expected offsets[0] == 0, got {first}"
+        )));
+    }
+    if let Some(i) = offsets.windows(2).position(|w| w[1] < w[0]) {
+        return Err(EngineError::Offsets(format!(
+            "expected non-decreasing values, got offsets[{}] = {} > offsets[{}] = {}",
+            i,
+            offsets[i],
+            i + 1,
+            offsets[i + 1]
+        )));
+    }
+    if last < 0 || last as u64 != n_tokens as u64 {
+        return Err(EngineError::Offsets(format!(
+            "expected offsets[-1] == number of tokens ({n_tokens}), got {last}"
+        )));
+    }
+    Ok(())
+}
+
+/// Token count below which a task is not worth a rayon split.
+const MIN_TASK_TOKENS: usize = 1 << 15;
+
+/// Cut the sequences `0..n_seq` into contiguous runs of about `n_tokens / (4 * threads)` tokens
+/// (at least [`MIN_TASK_TOKENS`]). Returns sequence boundaries `[0, s_1, ..., n_seq]`.
+/// `offsets` must be valid.
+pub fn task_bounds(offsets: &[i64]) -> Vec<usize> {
+    let n_seq = offsets.len() - 1;
+    let n_tokens = offsets[n_seq] as usize;
+    let target = (n_tokens / (4 * rayon::current_num_threads())).max(MIN_TASK_TOKENS);
+    let mut bounds = vec![0];
+    let mut start = 0i64;
+    for s in 1..n_seq {
+        if (offsets[s] - start) as usize >= target {
+            bounds.push(s);
+            start = offsets[s];
+        }
+    }
+    if n_seq > 0 {
+        bounds.push(n_seq);
+    }
+    bounds
+}
+
+/// Split `data` at the token offsets of the sequence boundaries `bounds` (from [`task_bounds`]).
+pub fn split_at_bounds<'a, T>(
+    mut data: &'a mut [T],
+    offsets: &[i64],
+    bounds: &[usize],
+) -> Vec<&'a mut [T]> {
+    let mut parts = Vec::with_capacity(bounds.len().saturating_sub(1));
+    for w in bounds.windows(2) {
+        let len = (offsets[w[1]] - offsets[w[0]]) as usize;
+        let (head, tail) = std::mem::take(&mut data).split_at_mut(len);
+        parts.push(head);
+        data = tail;
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_offsets_pass() {
+        assert!(validate_offsets(&[0, 2, 2, 5], 5).is_ok());
+        assert!(validate_offsets(&[0], 0).is_ok());
+    }
+
+    #[test]
+    fn bad_offsets_are_rejected_with_reason() {
+        assert!(validate_offsets(&[], 0).is_err());
+        assert!(validate_offsets(&[1, 5], 5)
+            .unwrap_err()
+            .to_string()
+            .contains("offsets[0] == 0"));
+        assert!(validate_offsets(&[0, 3, 2, 5], 5)
+            .unwrap_err()
+            .to_string()
+            .contains("non-decreasing"));
+        assert!(validate_offsets(&[0, 2, 4], 5)
+            .unwrap_err()
+            .to_string()
+            .contains("number of tokens"));
+    }
+
+    #[test]
+    fn split_covers_all_tokens_in_order() {
+        let offsets: Vec<i64> = (0..=100).map(|i| i * 1000).collect();
+        let bounds = task_bounds(&offsets);
+        assert_eq!(*bounds.first().unwrap(), 0);
+        assert_eq!(*bounds.last().unwrap(), 100);
+        let mut data: Vec<usize> = (0..100_000).collect();
+        let parts = split_at_bounds(&mut data, &offsets, &bounds);
+        let joined: Vec<usize> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(joined, (0..100_000).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,130 @@
+//! Dealing each prompt group's responses to the mini-critics (AsyPPO §3 step 3).
+
+use std::collections::HashMap;
+
+use crate::error::{EngineError, Result};
+use crate::rng::SplitMix64;
+
+/// Which responses each critic trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardMode {
+    /// Each group is shuffled and dealt round-robin: disjoint shards, balanced within every group.
+    Disjoint,
+    /// Every critic sees every response (the naive-ensemble ablation).
+    Shared,
+    /// One shuffle of the whole batch dealt round-robin, ignoring groups (the paper's failure mode).
+    Random,
+}
+
+/// Sequence indices per group, groups in order of first appearance, members in index order.
+pub fn group_members(group_ids: &[i64]) -> Vec<Vec<usize>> {
+    let mut slot: HashMap<i64, usize> = HashMap::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    for (i, g) in group_ids.iter().enumerate() {
+        let k = *slot.entry(*g).or_insert_with(|| {
+            members.push(Vec::new());
+            members.len() - 1
+        });
+        members[k].push(i);
+    }
+    members
+}
+
+/// Fill `out` (row-major `[n_critics, n_seq]`) with `out[m, i] = true` iff critic `m` trains on
+/// sequence `i`.
+///
+/// `Disjoint`: groups are taken in order of first appearance; each group's members are shuffled
+/// by a SplitMix64 stream seeded with `seed` and dealt round-robin, the dealing cursor carrying
+/// over from one group to the next. So every critic gets `floor(n_g / M)` or `ceil(n_g / M)` of
+/// each group, the shards are disjoint and cover the batch, and the totals differ by at most one.
+/// `Random`: the whole batch is shuffled and dealt the same way. Same inputs, same output.
+///
+/// Errors: `n_critics == 0`, `out.len() != n_critics * n_seq`.
+pub fn shard_groups(
+    group_ids: &[i64],
+    n_critics: usize,
+    seed: u64,
+    mode: ShardMode,
+    out: &mut [bool],
+) -> Result<()> {
+    if n_critics == 0 {
+        return Err(EngineError::range("n_critics", "at least 1", 0));
+    }
+    let n = group_ids.len();
+    if out.len() != n_critics * n {
+        return Err(EngineError::shape(
+            "out",
+            format!("{n_critics} * {n} elements"),
+            out.len(),
+        ));
+    }
+    let mut rng = SplitMix64::new(seed);
+    let mut deal = |members: &mut [usize], cursor: &mut usize, out: &mut [bool]| {
+        rng.shuffle(members);
+        for &i in members.iter() {
+            out[*cursor * n + i] = true;
+            *cursor = (*cursor + 1) % n_critics;
+        }
+    };
+    out.fill(mode == ShardMode::Shared);
+    let mut cursor = 0;
+    match mode {
+        ShardMode::Shared => {}
+        ShardMode::Disjoint => {
+            for mut members in group_members(group_ids) {
+                deal(&mut members, &mut cursor, out);
+            }
+        }
+        ShardMode::Random => deal(&mut (0..n).collect::<Vec<_>>(), &mut cursor, out),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn disjoint_shards_partition_every_group_evenly(
+            group_ids in prop::collection::vec(0i64..6, 0..60), m in 1usize..6, seed in any::<u64>()
+        ) {
+            let n = group_ids.len();
+            let mut out = vec![false; m * n];
+            shard_groups(&group_ids, m, seed, ShardMode::Disjoint, &mut out).unwrap();
+            for i in 0..n {
+                prop_assert_eq!((0..m).filter(|&c| out[c * n + i]).count(), 1);
+            }
+            for members in group_members(&group_ids) {
+                let ng = members.len();
+                for c in 0..m {
+                    let k = members.iter().filter(|&&i| out[c * n + i]).count();
+                    prop_assert!(k == ng / m || k == ng.div_ceil(m));
+                }
+            }
+            let totals: Vec<usize> = (0..m).map(|c| out[c * n..(c + 1) * n].iter().filter(|&&b| b).count()).collect();
+            prop_assert!(totals.iter().max().unwrap() - totals.iter().min().unwrap() <= 1);
+        }
+    }
+
+    #[test]
+    fn shared_gives_everything_to_everyone() {
+        let mut out = vec![false; 6];
+        shard_groups(&[0, 0, 1], 2, 0, ShardMode::Shared, &mut out).unwrap();
+        assert!(out.iter().all(|&b| b));
+    }
+
+    #[test]
+    fn seed_changes_the_deal_but_not_its_balance() {
+        let ids = vec![0i64; 64];
+        let (mut a, mut b) = (vec![false; 128], vec![false; 128]);
+        shard_groups(&ids, 2, 1, ShardMode::Disjoint, &mut a).unwrap();
+        shard_groups(&ids, 2, 2, ShardMode::Disjoint, &mut b).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(
+            a.iter().filter(|&&x| x).count(),
+            b.iter().filter(|&&x| x).count()
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! Borrowing numpy arrays as slices, with errors that name the argument.
+
+use numpy::ndarray::Dimension;
+use numpy::{
+    Element, PyArray, PyArrayMethods, PyReadonlyArray, PyUntypedArray, PyUntypedArrayMethods,
+};
+use pyo3::prelude::*;
+
+use crate::error::{borrow_error, layout_error, type_error};
+
+/// How an object that is not the expected array is described in a `TypeError`.
+pub fn describe(obj: &Bound<'_, PyAny>) -> String {
+    match obj.cast::<PyUntypedArray>() {
+        Ok(a) => format!("a {}-D array of dtype {}", a.ndim(), a.dtype()),
+        Err(_) => obj
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "an object".into()),
+    }
+}
+
+/// A read-only borrow of `obj` as an array of `T` with dimension `D`, or `None` if it is not one.
+pub fn try_borrow<'py, T: Element, D: Dimension>(
+    obj: &Bound<'py, PyAny>,
+    arg: &str,
+) -> PyResult<Option<PyReadonlyArray<'py, T, D>>> {
+    match obj.cast::<PyArray<T, D>>() {
+        Ok(a) => a.try_readonly().map(Some).map_err(|e| borrow_error(arg, e)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// A read-only borrow of `obj` as an array of exactly `T` and dimension `D`, else `TypeError`.
+pub fn borrow<'py, T: Element, D: Dimension>(
+    obj: &Bound<'py, PyAny>,
+    arg: &str,
+    expected: &str,
+) -> PyResult<PyReadonlyArray<'py, T, D>> {
+    try_borrow(obj, arg)?.ok_or_else(|| type_error(arg, expected, describe(obj)))
+}
+
+/// The contiguous slice behind a borrowed array.
+pub fn slice<'a, T: Element, D: Dimension>(
+    a: &'a PyReadonlyArray<'_, T, D>,
+    arg: &str,
+) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|e| layout_error(arg, e))
+}
+
+/// The two float element types the kernels run in.
+pub enum Floats<'py, D: Dimension> {
+    F32(PyReadonlyArray<'py, f32, D>),
+    F64(PyReadonlyArray<'py, f64, D>),
+}
+
+/// Borrow `obj` as a float32 or float64 array of dimension `D`, else `TypeError`.
+pub fn floats<'py, D: Dimension>(
+    obj: &Bound<'py, PyAny>,
+    arg: &str,
+    expected: &str,
+) -> PyResult<Floats<'py, D>> {
+    if let Some(a) = try_borrow::<f32, D>(obj, arg)? {
+        return Ok(Floats::F32(a));
+    }
+    if let Some(a) = try_borrow::<f64, D>(obj, arg)? {
+        return Ok(Floats::F64(a));
+    }
+    Err(type_error(arg, expected, describe(obj)))
+}
+
+/// Fresh zero-filled output arrays are allocated by numpy (same allocator as the caller's arrays)
+/// and written in place through this mutable slice.
+pub fn slice_mut<'a, T: Element, D: Dimension>(
+    a: &'a mut numpy::PyReadwriteArray<'_, T, D>,
+) -> &'a mut [T] {
+    a.as_slice_mut().expect("a fresh numpy array is contiguous")
+}
