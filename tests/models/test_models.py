@@ -184,6 +184,13 @@ def test_model_config_needs_path_or_init_from_actor_layers() -> None:
     assert ModelConfig(init_from_actor_layers=2).path is None
 
 
-def test_model_config_path_and_init_from_actor_layers_are_exclusive() -> None:
-    with pytest.raises(ValueError, match="exclusive"):
-        ModelConfig(path="x", init_from_actor_layers=2)
+def test_model_config_accepts_init_from_actor_layers_beside_a_default_path() -> None:
+    # A preset's default critic path must not block `critic.init_from_actor_layers=N` overrides.
+    assert (
+        ModelConfig(path="builtin:toy-critic", init_from_actor_layers=2).init_from_actor_layers == 2
+    )
+
+
+def test_model_config_rejects_zero_layers() -> None:
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        ModelConfig(init_from_actor_layers=0)

@@ -44,5 +44,5 @@ def load_actor(
     )
     if gradient_checkpointing:
         enable_gradient_checkpointing(model)
-    model.to(device=resolve_device(device))
+    model.to(device=resolve_device(device))  # type: ignore[call-arg]  # transformers wraps `to`; mypy misreads it
     return model

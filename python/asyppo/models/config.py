@@ -24,7 +24,7 @@ class ModelConfig(BaseModel):
             "HF model directory (or a `builtin:` URI the trainer resolves). Actor: a causal LM. "
             "Critic: any backbone `AutoModel` reads, usually a smaller model of the actor's family; "
             "a directory saved by `ValueModel.save_pretrained` also restores the value head. "
-            "Leave null for a critic built with `init_from_actor_layers`."
+            "Not read when `init_from_actor_layers` is set (may then be null)."
         ),
     )
     tokenizer: str | None = Field(
@@ -44,7 +44,8 @@ class ModelConfig(BaseModel):
         ge=1,
         description=(
             "Critic only: build the critic backbone from the actor's own first N layers "
-            "(embeddings, layers 0..N-1, final norm) instead of reading `path`."
+            "(embeddings, layers 0..N-1, final norm, read from the actor's directory); "
+            "takes precedence over `path`."
         ),
     )
     attn_implementation: str | None = Field(
@@ -68,10 +69,5 @@ class ModelConfig(BaseModel):
         if self.path is None and self.init_from_actor_layers is None:
             raise ValueError(
                 "set `path` (a model directory) or, for a critic, `init_from_actor_layers`"
-            )
-        if self.path is not None and self.init_from_actor_layers is not None:
-            raise ValueError(
-                "`path` and `init_from_actor_layers` are exclusive: init_from_actor_layers builds the "
-                "critic from the actor's directory; set path to null"
             )
         return self
