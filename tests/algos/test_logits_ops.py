@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import torch
-from asyppo.algos import entropy_from_logits, token_log_probs
+from asyppo.algos import entropy_from_logits, token_log_probs, token_log_probs_and_entropy
 from torch.utils._python_dispatch import TorchDispatchMode
 
 B, L, V = 2, 13, 50
@@ -65,6 +65,33 @@ def test_entropy_gradient_equals_the_reference_gradient() -> None:
     assert torch.allclose(logits.grad, ref_logits.grad, atol=1e-5)
 
 
+def test_one_pass_log_probs_and_entropy_equal_the_separate_functions() -> None:
+    logits, labels = _logits(), _labels()
+    log_probs, entropy = token_log_probs_and_entropy(logits, labels, chunk_size=4)
+    assert torch.allclose(log_probs, _reference_log_probs(logits, labels), atol=1e-5)
+    assert torch.allclose(entropy, _reference_entropy(logits), atol=1e-5)
+
+
+def test_one_pass_gradient_equals_the_reference_gradient() -> None:
+    logits, labels = _logits(requires_grad=True), _labels()
+    log_probs, entropy = token_log_probs_and_entropy(logits, labels, chunk_size=5)
+    (log_probs.sum() + 0.1 * entropy.sum()).backward()
+    ref_logits = _logits(requires_grad=True)
+    ref = (
+        _reference_log_probs(ref_logits, labels).sum() + 0.1 * _reference_entropy(ref_logits).sum()
+    )
+    ref.backward()
+    assert logits.grad is not None and ref_logits.grad is not None
+    assert torch.allclose(logits.grad, ref_logits.grad, atol=1e-5)
+
+
+def test_empty_sequence_gives_empty_outputs() -> None:
+    logits = torch.zeros(2, 0, V)
+    log_probs, entropy = token_log_probs_and_entropy(logits, torch.zeros(2, 0, dtype=torch.long))
+    assert log_probs.shape == entropy.shape == (2, 0)
+    assert entropy_from_logits(logits).shape == (2, 0)
+
+
 def test_temperature_scales_the_logits_before_the_softmax() -> None:
     logits, labels = _logits(), _labels()
     got_lp = token_log_probs(logits, labels, chunk_size=4, temperature=0.7)
@@ -109,7 +136,7 @@ class _LargestFloatAllocation(TorchDispatchMode):
         return out
 
 
-@pytest.mark.parametrize("fn", ["log_probs", "entropy"])
+@pytest.mark.parametrize("fn", ["log_probs", "entropy", "both"])
 def test_forward_never_allocates_more_than_one_chunk_of_float32_logits(fn: str) -> None:
     # bf16 logits that need grad, with a temperature: the float32 upcast, the scaling and the
     # softmax must each exist one chunk at a time.
@@ -117,6 +144,8 @@ def test_forward_never_allocates_more_than_one_chunk_of_float32_logits(fn: str) 
     with _LargestFloatAllocation() as probe:
         if fn == "log_probs":
             token_log_probs(logits, labels, chunk_size=chunk, temperature=0.9)
-        else:
+        elif fn == "entropy":
             entropy_from_logits(logits, chunk, temperature=0.9)
+        else:
+            token_log_probs_and_entropy(logits, labels, chunk_size=chunk, temperature=0.9)
     assert 0 < probe.largest <= B * chunk * V

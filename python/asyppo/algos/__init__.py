@@ -15,7 +15,11 @@ from asyppo.algos.advantages import (
 from asyppo.algos.aggregation import LOSS_AGG_MODES, LossNormalizer, aggregate_loss, masked_mean
 from asyppo.algos.config import PRESET_KEYS, PRESETS, AlgoConfig
 from asyppo.algos.kl import KL_ESTIMATORS, fold_kl_into_rewards, kl_estimate
-from asyppo.algos.logprobs import entropy_from_logits, token_log_probs
+from asyppo.algos.logprobs import (
+    entropy_from_logits,
+    token_log_probs,
+    token_log_probs_and_entropy,
+)
 from asyppo.algos.policy_losses import POLICY_LOSSES, PolicyLossInputs, compute_policy_loss
 from asyppo.algos.registry import Registry
 from asyppo.algos.value_loss import compute_value_loss
@@ -42,4 +46,5 @@ __all__ = [
     "kl_estimate",
     "masked_mean",
     "token_log_probs",
+    "token_log_probs_and_entropy",
 ]

@@ -18,19 +18,37 @@ from torch.utils.checkpoint import checkpoint
 DEFAULT_CHUNK_SIZE = 512
 
 
-def _label_log_probs(
-    logits: torch.Tensor, labels: torch.Tensor, temperature: float
-) -> torch.Tensor:
+def _scaled(logits: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, logsumexp_v x) for x = logits / τ in float32 — one chunk's worth."""
     x = logits.float() / temperature
-    safe = labels.clamp(min=0).unsqueeze(-1)
-    picked = x.gather(-1, safe).squeeze(-1) - torch.logsumexp(x, dim=-1)
+    return x, torch.logsumexp(x, dim=-1)
+
+
+def _picked(x: torch.Tensor, lse: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    picked = x.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) - lse
     return torch.where(labels >= 0, picked, torch.zeros((), dtype=picked.dtype))
 
 
+def _entropy_of(x: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
+    # H = lse − Σ_v p_v x_v with p = exp(x − lse): no separate log_softmax tensor.
+    return lse - (torch.exp(x - lse.unsqueeze(-1)) * x).sum(dim=-1)
+
+
+def _label_log_probs(
+    logits: torch.Tensor, labels: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    x, lse = _scaled(logits, temperature)
+    return _picked(x, lse, labels)
+
+
 def _entropy(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    x = logits.float() / temperature
-    # H = logsumexp(x) − Σ_v softmax(x)_v · x_v: one softmax, no separate log_softmax tensor.
-    return torch.logsumexp(x, dim=-1) - (torch.softmax(x, dim=-1) * x).sum(dim=-1)
+    x, lse = _scaled(logits, temperature)
+    return _entropy_of(x, lse)
+
+
+def _both(logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    x, lse = _scaled(logits, temperature)
+    return torch.stack((_picked(x, lse, labels), _entropy_of(x, lse)))
 
 
 def _chunked(
@@ -49,13 +67,23 @@ def _chunked(
     track = torch.is_grad_enabled() and logits.requires_grad
     seq_len = logits.shape[-2]
     pieces = []
-    for start in range(0, seq_len, chunk_size):
+    # max(..., 1): an empty sequence still makes one (empty) call, so outputs keep their shape.
+    for start in range(0, max(seq_len, 1), chunk_size):
         stop = min(start + chunk_size, seq_len)
         args = (logits[..., start:stop, :], *(e[..., start:stop] for e in extra), temperature)
         pieces.append(checkpoint(fn, *args, use_reentrant=False) if track else fn(*args))
-    if not pieces:
-        return logits.new_zeros(logits.shape[:-1], dtype=torch.float32)
-    return torch.cat(pieces, dim=-1)
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)
+
+
+def _checked_labels(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"labels shape {tuple(labels.shape)} must equal logits shape without the vocab "
+            f"dim {tuple(logits.shape[:-1])}"
+        )
+    if labels.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"labels must be an integer tensor, got {labels.dtype}")
+    return labels.long()
 
 
 def token_log_probs(
@@ -80,15 +108,12 @@ def token_log_probs(
     Returns:
         float32 ``[..., L]``; differentiable w.r.t. ``logits``.
     """
-    if labels.shape != logits.shape[:-1]:
-        raise ValueError(
-            f"labels shape {tuple(labels.shape)} must equal logits shape without the vocab "
-            f"dim {tuple(logits.shape[:-1])}"
-        )
-    if labels.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"labels must be an integer tensor, got {labels.dtype}")
     return _chunked(
-        _label_log_probs, logits, labels.long(), chunk_size=chunk_size, temperature=temperature
+        _label_log_probs,
+        logits,
+        _checked_labels(logits, labels),
+        chunk_size=chunk_size,
+        temperature=temperature,
     )
 
 
@@ -109,3 +134,29 @@ def entropy_from_logits(
         float32 ``[..., L]``; differentiable w.r.t. ``logits`` (needed for the entropy bonus).
     """
     return _chunked(_entropy, logits, chunk_size=chunk_size, temperature=temperature)
+
+
+def token_log_probs_and_entropy(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    temperature: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(token_log_probs(...), entropy_from_logits(...))`` in one pass over the logits.
+
+    Each chunk's logsumexp is shared by both outputs, which saves one of the two passes over the
+    ``B·L·V`` logits (and its recomputation in backward) when the entropy bonus is on.
+    Arguments and memory bound as in :func:`token_log_probs`.
+
+    Returns:
+        (log_probs, entropy), float32 ``[..., L]`` each.
+    """
+    both = _chunked(
+        _both,
+        logits,
+        _checked_labels(logits, labels),
+        chunk_size=chunk_size,
+        temperature=temperature,
+    )
+    return both[0], both[1]
