@@ -102,6 +102,14 @@ def test_asyppo_masks_the_lowest_std_advantages_and_filters_the_highest_std_entr
     assert set(np.flatnonzero(~result.ent_keep)) == set(order[-2:])  # floor(0.2 * 10)
 
 
+def test_sequence_scope_counts_the_mask_fraction_within_each_response() -> None:
+    cfg = AlgoConfig(adv_mask_ratio=0.5, ent_filter_ratio=0.0, mask_scope="sequence")
+    result = compute_advantages(_batch(_critic_values(2, seed=4)), cfg, seed=0)
+    masked_per_response = np.add.reduceat(~result.adv_keep, OFFSETS[:-1])
+    np.testing.assert_array_equal(masked_per_response, [2, 1, 1])  # floor(0.5 * [4, 3, 3])
+    assert result.ent_keep.all()
+
+
 def test_masks_with_a_single_critic_are_rejected() -> None:
     with pytest.raises(ValueError, match="need >= 2 critics; got 1"):
         compute_advantages(_batch(_critic_values(1)), AlgoConfig(), seed=0)
@@ -153,7 +161,7 @@ def test_group_estimators_broadcast_the_group_baseline_to_every_token(
 
 # --- REINFORCE++ -------------------------------------------------------------------------------
 def _whitened(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean()) / x.std()
+    return (x - x.mean()) / x.std(ddof=1)  # the engine whitens with the unbiased variance
 
 
 def test_reinforce_pp_whitens_the_reward_to_go_over_the_batch() -> None:
