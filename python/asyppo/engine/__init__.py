@@ -7,6 +7,8 @@ kind, sharing memory where dtype and layout allow. Importing it imports numpy on
 
 from __future__ import annotations
 
+from asyppo.engine.arena import SharedArena
+from asyppo.engine.buffer import TrajectoryBuffer
 from asyppo.engine.kernels import (
     aggregate_values,
     balanced_partition,
@@ -20,6 +22,8 @@ from asyppo.engine.kernels import (
 )
 
 __all__ = [
+    "SharedArena",
+    "TrajectoryBuffer",
     "aggregate_values",
     "balanced_partition",
     "broadcast_to_tokens",

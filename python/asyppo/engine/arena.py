@@ -1,0 +1,179 @@
+"""A named shared-memory segment holding a set of named arrays, viewed zero-copy from any process.
+
+Layout of the segment (a file in ``/dev/shm``, mapped with ``mmap``): 8-byte magic ``ASYPPOA1``,
+8-byte little-endian header length, a JSON header ``{"arrays": {name: {"dtype", "shape",
+"offset"}}}``, then the arrays' bytes; offsets count from the first 64-byte boundary after the
+header and are 64-byte aligned. The creator removes the
+``/dev/shm`` entry on ``close()``, on garbage collection and at interpreter exit; openers only
+unmap. (A creator killed by SIGKILL cannot clean up; nothing in-process can.)
+
+Plain ``mmap`` is used rather than ``multiprocessing.shared_memory`` because the latter's resource
+tracker (Python < 3.13) unlinks a segment when any *opener* exits.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import secrets
+import struct
+import tempfile
+import weakref
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from asyppo.engine._convert import to_numpy
+
+_MAGIC = b"ASYPPOA1"
+_ALIGN = 64
+_PREFIX = "asyppo-"
+
+
+def _directory() -> str:
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+def _aligned(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def _path(name: str) -> str:
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"name: expected a plain segment name, got {name!r}")
+    return os.path.join(_directory(), _PREFIX + name)
+
+
+def _release(mm: mmap.mmap, path: str | None) -> None:
+    """Unlink (creator only) then unmap; a mapping still viewed by live arrays is unmapped when they go."""
+    if path is not None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    try:
+        mm.close()
+    except BufferError:
+        pass
+
+
+class SharedArena(Mapping[str, np.ndarray]):
+    """Named arrays in one shared-memory segment; ``arena[name]`` is a zero-copy numpy view.
+
+    Create with :meth:`create` (shapes and dtypes) or :meth:`from_arrays` (copies arrays in);
+    attach from another process with :meth:`open` and the creator's :attr:`name`.
+    """
+
+    def __init__(
+        self, mm: mmap.mmap, name: str, layout: dict[str, dict[str, Any]], start: int, owner: bool
+    ) -> None:
+        self._mm = mm
+        self.name = name
+        self._layout = layout
+        self.owner = owner
+        self._views = {
+            k: np.ndarray(tuple(v["shape"]), np.dtype(v["dtype"]), buffer=mm, offset=start + v["offset"])
+            for k, v in layout.items()
+        }
+        self._finalizer = weakref.finalize(self, _release, mm, _path(name) if owner else None)
+
+    @classmethod
+    def create(cls, specs: Mapping[str, tuple[Any, Any]], *, name: str | None = None) -> SharedArena:
+        """A new zero-filled segment with arrays ``{name: (shape, dtype)}``; the caller owns it."""
+        layout: dict[str, dict[str, Any]] = {}
+        size = 0
+        for key, spec in specs.items():
+            if not isinstance(key, str):
+                raise TypeError(f"specs: expected str array names, got {type(key).__name__}")
+            try:
+                shape, dtype = spec
+                shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(d) for d in shape)
+                dtype = np.dtype(dtype)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"specs[{key!r}]: expected (shape, dtype), got {spec!r} ({err})") from None
+            if any(d < 0 for d in shape) or dtype.hasobject:
+                raise ValueError(f"specs[{key!r}]: expected non-negative dims and a plain dtype, got {spec!r}")
+            layout[key] = {"dtype": dtype.str, "shape": list(shape), "offset": size}
+            size += _aligned(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+        header = json.dumps({"arrays": layout}).encode()
+        start = _aligned(16 + len(header))
+        name = name or f"{os.getpid()}-{secrets.token_hex(6)}"
+        path = _path(name)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, start + size)
+            mm = mmap.mmap(fd, start + size)
+        except BaseException:
+            os.unlink(path)
+            raise
+        finally:
+            os.close(fd)
+        mm[: 16 + len(header)] = _MAGIC + struct.pack("<Q", len(header)) + header
+        return cls(mm, name, layout, start, owner=True)
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any], *, name: str | None = None) -> SharedArena:
+        """A new segment holding copies of ``arrays`` (numpy arrays or CPU tensors)."""
+        data = {k: to_numpy(v, f"arrays[{k!r}]") for k, v in arrays.items()}
+        arena = cls.create({k: (v.shape, v.dtype) for k, v in data.items()}, name=name)
+        for k, v in data.items():
+            arena[k][...] = v
+        return arena
+
+    @classmethod
+    def open(cls, name: str) -> SharedArena:
+        """Attach to the segment ``name`` made by another process; closing only unmaps it."""
+        path = _path(name)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            raise ValueError(f"name: no shared arena {name!r} (looked for {path})") from None
+        try:
+            mm = mmap.mmap(fd, 0)
+        finally:
+            os.close(fd)
+        if mm[:8] != _MAGIC:
+            mm.close()
+            raise ValueError(f"name: {path} is not an asyppo shared arena")
+        (n,) = struct.unpack("<Q", mm[8:16])
+        layout = json.loads(mm[16 : 16 + n])["arrays"]
+        return cls(mm, name, layout, _aligned(16 + n), owner=False)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        try:
+            return self._views[key]
+        except KeyError:
+            raise KeyError(f"{key!r}: not in this arena (has {sorted(self._views)})") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._views)
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def torch(self, key: str) -> Any:
+        """``arena[key]`` as a CPU torch tensor sharing the segment's memory (imports torch)."""
+        import torch
+
+        return torch.from_numpy(self[key])
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def close(self) -> None:
+        """Unmap (and, for the creator, unlink) now; views taken earlier keep the memory alive."""
+        self._views.clear()
+        self._finalizer()
+
+    def __enter__(self) -> SharedArena:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        arrays = ", ".join(f"{k}: {v.dtype}{list(v.shape)}" for k, v in self._views.items())
+        return f"SharedArena({self.name!r}, owner={self.owner}, {{{arrays}}})"
