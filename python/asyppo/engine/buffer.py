@@ -114,10 +114,14 @@ class TrajectoryBuffer:
 
     @staticmethod
     def _per_seq(x: Any, name: str, kind: str, n: int) -> np.ndarray:
-        a = array(x, name, kind)  # type: ignore[arg-type]
+        if kind == "float":  # scalar rewards may come as ints or bools; stored as float32
+            a = array(x, name, "int" if to_numpy(x, name).dtype.kind in "biu" else "float")
+            a = a.astype(np.float32, copy=False)
+        else:
+            a = array(x, name, "int")
         if len(a) != n:
             raise ValueError(f"{name}: expected length {n} (one per sequence), got {len(a)}")
-        return a.astype(np.float32, copy=False) if kind == "float" else a
+        return a
 
     def append(
         self,
