@@ -106,5 +106,7 @@ def choice(x: Any, name: str, valid: tuple[str, ...]) -> str:
 def like(result: np.ndarray, as_torch: bool) -> Any:
     """``result`` as a torch tensor sharing its memory when the caller passed torch, else as is."""
     if as_torch:
-        return sys.modules["torch"].from_numpy(result)
+        import torch  # already imported when the caller passed a tensor
+
+        return torch.from_numpy(result)
     return result
