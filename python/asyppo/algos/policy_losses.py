@@ -164,8 +164,8 @@ def asyppo_loss(inputs: PolicyLossInputs, cfg: AlgoConfig) -> tuple[torch.Tensor
 
     Source: AsyPPO (arXiv 2510.01656) eq. 4 (advantage mask I^A: the k lowest critic-std
     tokens) and eq. 5 (entropy filter I^H: the h highest critic-std tokens); β = 0.01 (A.3).
-    Multiplying A_t by I^A_t equals multiplying the clipped term by I^A_t (both are linear in
-    A_t through the min). Shapes: ``[B, L]`` in, ``[B, L]`` out.
+    Since I^A_t ∈ {0, 1}, clipping I^A_t · A_t equals I^A_t times the clipped term (dual clip
+    included). Shapes: ``[B, L]`` in, ``[B, L]`` out.
     """
     advantages = inputs.advantages
     if inputs.adv_keep is not None:
