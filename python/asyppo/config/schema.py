@@ -15,11 +15,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from asyppo.algos import AlgoConfig
+from asyppo.data.chat import PAPER_SYSTEM_PROMPT
 from asyppo.models import ModelConfig
 from asyppo.rewards.config import RewardConfig
-
-#: The paper's system prompt (arXiv 2510.01656, appendix A.2).
-PAPER_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors."""

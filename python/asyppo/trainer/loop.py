@@ -18,54 +18,24 @@ Every phase is timed (``time/<phase>``); tokens/s and peak memory are logged wit
 from __future__ import annotations
 
 import json
-import resource
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
 from asyppo import checkpoint, data, engine, observability
 from asyppo.algos import AdvantageBatch, compute_advantages, fold_kl_into_rewards
 from asyppo.config.loader import dump_config
 from asyppo.config.schema import TrainConfig
 from asyppo.models import load_tokenizer
+from asyppo.observability import PhaseTimer, StepProgress, peak_memory_metrics
 from asyppo.rollout import SamplingParams
 from asyppo.runtime import gather
 from asyppo.trainer.evaluate import evaluate
 from asyppo.trainer.rollout_step import ScoredBatch, informative_groups, scored_batch
 from asyppo.trainer.setup import Roles, build_roles, load_datasets, resolve
-
-
-class PhaseTimer:
-    """Wall time per named phase of one step, reported as ``time/<phase>`` seconds."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, phase: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
-
-    def metrics(self) -> dict[str, float]:
-        return {f"time/{k}": v for k, v in self.seconds.items()}
-
-
-def peak_memory_metrics() -> dict[str, float]:
-    """Peak resident set size of this process (and peak CUDA memory when a GPU is in use), MiB."""
-    metrics = {"perf/peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        metrics["perf/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    return metrics
 
 
 def distribution(prefix: str, values: np.ndarray) -> dict[str, float]:
@@ -133,39 +103,37 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         """Run step ``self.step + 1`` (DESIGN §3) and return its metrics."""
         cfg, roles, timer = self.cfg, self.roles, PhaseTimer()
+        started = time.perf_counter()
         seed = cfg.trainer.seed * 1_000_003 + self.step
-        with timer("generate"):
+        with timer.phase("generate"):
             records = next(self.sampler)
             prompt_ids = [self.train_prompts[r.index] for r in records]
             out = roles.rollout.call("generate", prompt_ids, self.sampling).result()
-        with timer("reward"):
+        with timer.phase("reward"):
             answers = [records[i].answer for i in out.prompt_index]
             reward = roles.reward.call("score", out.token_ids, out.offsets, answers).result()
         scored = scored_batch(prompt_ids, out, reward)
-        metrics = self._rollout_metrics(scored, reward)
+        metrics = {**reward.metrics(), **self._response_metrics(scored)}
         if cfg.algo.dynamic_sampling:
             keep = informative_groups(scored.batch.group_ids, scored.scores)
             metrics["rollout/kept_frac"] = float(keep.mean())
             scored = scored.select(np.flatnonzero(keep))
         if scored.batch.n_sequences > 0 and scored.batch.n_tokens > 0:
             metrics.update(self._learn(scored, seed, timer))
-        with timer("sync"):
+        with timer.phase("sync"):
             roles.rollout.call("sync_weights", roles.actor.call("policy_weights").result()).result()
         self.step += 1
         metrics.update(timer.metrics())
-        step_time = sum(timer.seconds.values())
+        step_time = time.perf_counter() - started
         metrics["time/step"] = step_time
         metrics["perf/tokens_per_s"] = float(out.offsets[-1] + sum(map(len, prompt_ids)) * self.cfg.rollout.n) / step_time
         metrics.update(peak_memory_metrics())
         return metrics
 
-    def _rollout_metrics(self, scored: ScoredBatch, reward: Any) -> dict[str, float]:
+    @staticmethod
+    def _response_metrics(scored: ScoredBatch) -> dict[str, float]:
         lengths = scored.batch.response_lengths
         return {
-            "reward/mean": float(scored.scores.mean()),
-            "reward/accuracy": float(scored.correct.mean()),
-            "reward/errors": float(reward.n_errors),
-            "reward/timeouts": float(reward.n_timeouts),
             "response/length_mean": float(lengths.mean()),
             "response/length_max": float(lengths.max()),
             "response/truncated_frac": float(1.0 - scored.finished.mean()),
@@ -174,7 +142,7 @@ class Trainer:
     def _learn(self, scored: ScoredBatch, seed: int, timer: PhaseTimer) -> dict[str, float]:
         cfg, roles, batch = self.cfg, self.roles, scored.batch
         metrics: dict[str, float] = {}
-        with timer("values"):
+        with timer.phase("values"):
             # Issue every critic's pass before collecting: parallel backends overlap them.
             value_calls = [c.call("values", batch) for c in roles.critics]
             old_call = roles.actor.call("log_probs", batch)
@@ -182,7 +150,7 @@ class Trainer:
             values = np.stack(gather(value_calls)) if roles.critics else None
             old_log_probs = old_call.result()
             ref_log_probs = ref_call.result() if ref_call else None
-        with timer("advantages"):
+        with timer.phase("advantages"):
             token_rewards = scored.token_rewards()
             if ref_log_probs is not None and cfg.algo.kl_mode == "reward":
                 token_rewards = fold_kl_into_rewards(
@@ -194,7 +162,7 @@ class Trainer:
         metrics.update(self._advantage_metrics(adv))
         if roles.critics:
             assert values is not None and adv.returns is not None
-            with timer("critic"):
+            with timer.phase("critic"):
                 shards = engine.shard_groups(batch.group_ids, len(roles.critics), seed, mode=cfg.critic.data)
                 calls = []
                 for m, critic in enumerate(roles.critics):
@@ -206,7 +174,7 @@ class Trainer:
                 for result in gather(calls):
                     metrics.update(result)
         if self.step >= cfg.critic.warmup_steps or not roles.critics:
-            with timer("actor"):
+            with timer.phase("actor"):
                 metrics.update(roles.actor.call(
                     "update",
                     batch,
@@ -280,8 +248,7 @@ class Trainer:
         if self.step == 0 and cfg.eval_every >= 0 and self.eval_prompts:
             start_eval = self.evaluate()
             self.logger.log(0, start_eval)
-        bar = tqdm(total=target, initial=self.step, desc="train", unit="step",
-                   disable=not self.cfg.logging.progress_bar, leave=False)
+        bar = StepProgress(target, initial=self.step, enabled=self.cfg.logging.progress_bar)
         last_checkpoint = None
         try:
             while self.step < target:
@@ -293,8 +260,8 @@ class Trainer:
                 history.append({"step": float(self.step), **metrics})
                 every = self.cfg.logging.console_every
                 if every and self.step % every == 0:
-                    bar.write(observability.format_step_line(self.step, metrics))
-                bar.update(1)
+                    bar.print(observability.format_step_line(self.step, metrics))
+                bar.advance()
                 if cfg.save_every and self.step % cfg.save_every == 0 and not final:
                     last_checkpoint = self.save()
         finally:

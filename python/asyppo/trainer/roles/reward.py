@@ -22,3 +22,6 @@ class RewardRole:
 
     def score(self, token_ids: np.ndarray, offsets: np.ndarray, answers: list[str]) -> RewardOutput:
         return self.runner.score(self.decode(token_ids, offsets), answers)
+
+    def close(self) -> None:
+        self.runner.close()

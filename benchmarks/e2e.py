@@ -1,0 +1,130 @@
+"""End-to-end step time and peak memory: AsyPPO vs classic PPO vs GRPO on one tiny CPU setup.
+
+Not a test. Builds random-init Qwen3-style models over the toy tokenizer (no download): an actor,
+a "full" critic of the actor's size (classic PPO) and "mini" critics of about a quarter of its
+parameters (AsyPPO, two of them). Each algorithm runs in its own subprocess so that its peak RSS is
+its own; each does ``--warmup`` untimed steps then ``--steps`` timed ones through the real
+``Trainer.train_step`` (generation, rewards, values, advantages, critic and actor updates, sync).
+Random-init actors almost never emit EOS, so every run generates the same number of tokens.
+
+    python benchmarks/e2e.py [--steps 3] [--warmup 1]
+
+Bars (issue 4): AsyPPO / PPO peak memory <= 0.85 and step time <= 0.9; AsyPPO / GRPO step time <= 1.3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+ACTOR = {"hidden_size": 768, "intermediate_size": 2048, "num_hidden_layers": 6, "num_attention_heads": 12,
+         "num_key_value_heads": 4, "head_dim": 64}
+MINI_CRITIC = {"hidden_size": 384, "intermediate_size": 1024, "num_hidden_layers": 6, "num_attention_heads": 6,
+               "num_key_value_heads": 2, "head_dim": 64}
+RUNS = {
+    "asyppo": ["algo.name=asyppo", "critic.count=2", "critic.path={mini}"],
+    "ppo": ["algo.name=ppo", "critic.count=1", "critic.path={full}"],
+    "grpo": ["algo.name=grpo"],
+}
+COMMON = [
+    "actor.path={actor}", "data.train={train}", "data.eval={eval}", "rollout.prompts_per_step=8",
+    "rollout.n=4", "rollout.max_new_tokens=24", "trainer.micro_batch_tokens=1024", "logging.tensorboard=false",
+    "logging.progress_bar=false", "logging.console_every=0",
+]
+
+
+def build_assets(root: Path) -> dict[str, str]:
+    """Save the actor, full critic and mini critic as HF directories, plus toy prompt files."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from asyppo.toy.task import ArithmeticTask, task_splits, write_jsonl
+    from asyppo.toy.tokenizer import build_toy_tokenizer
+
+    tokenizer = build_toy_tokenizer()
+    paths = {}
+    for name, size in (("actor", ACTOR), ("full", ACTOR), ("mini", MINI_CRITIC)):
+        torch.manual_seed(0)
+        config = Qwen3Config(vocab_size=len(tokenizer), max_position_embeddings=128, tie_word_embeddings=True,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                             bos_token_id=tokenizer.bos_token_id, **size)
+        model = Qwen3ForCausalLM(config)
+        paths[name] = str(root / name)
+        model.save_pretrained(paths[name])
+        tokenizer.save_pretrained(paths[name])
+        paths[f"{name}_params"] = str(sum(p.numel() for p in model.parameters()))
+    train, held_out = task_splits(ArithmeticTask())
+    paths["train"], paths["eval"] = str(root / "train.jsonl"), str(root / "eval.jsonl")
+    write_jsonl(train, Path(paths["train"]))
+    write_jsonl(held_out[:8], Path(paths["eval"]))
+    return paths
+
+
+def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: str) -> dict[str, float]:
+    """Runs in the subprocess: time ``steps`` training steps after ``warmup`` ones."""
+    import torch
+
+    from asyppo.config import load_train_config
+    from asyppo.trainer import Trainer
+
+    torch.set_num_threads(2)
+    overrides = [o.format(**assets) for o in COMMON + RUNS[algo]] + [f"trainer.output_dir={out_dir}"]
+    trainer = Trainer(load_train_config(None, overrides))
+    times = []
+    for i in range(warmup + steps):
+        metrics = trainer.train_step()
+        if i >= warmup:
+            times.append(metrics["time/step"])
+    return {
+        "step_time_s": statistics.median(times),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "tokens_per_step": metrics["response/length_mean"] * 32,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--worker", choices=sorted(RUNS), help=argparse.SUPPRESS)
+    parser.add_argument("--assets", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        result = worker(args.worker, json.loads(args.assets), args.steps, args.warmup, args.out)
+        print(json.dumps(result))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        assets = build_assets(Path(tmp))
+        results = {}
+        for algo in RUNS:
+            cmd = [sys.executable, __file__, "--worker", algo, "--assets", json.dumps(assets),
+                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--out", str(Path(tmp) / f"run_{algo}")]
+            done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+            results[algo] = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{algo:7s} step {results[algo]['step_time_s']:.2f} s   peak RSS {results[algo]['peak_rss_mb']:.0f} MiB",
+                  flush=True)
+    a, p, g = results["asyppo"], results["ppo"], results["grpo"]
+    ratios = {
+        "AsyPPO/PPO peak memory": (a["peak_rss_mb"] / p["peak_rss_mb"], 0.85),
+        "AsyPPO/PPO step time": (a["step_time_s"] / p["step_time_s"], 0.9),
+        "AsyPPO/GRPO step time": (a["step_time_s"] / g["step_time_s"], 1.3),
+    }
+    print(f"\nparams: actor {int(assets['actor_params']):,}  full critic {int(assets['full_params']):,}  "
+          f"mini critic {int(assets['mini_params']):,}")
+    for name, (ratio, bar) in ratios.items():
+        print(f"{name:24s} {ratio:.2f}  (bar <= {bar}: {'met' if ratio <= bar else 'NOT met'})")
+    print(f"\nmachine: {platform.machine()} {platform.processor() or ''} "
+          f"{len(__import__('os').sched_getaffinity(0))} cores; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Command line: ``python -m asyppo {train, eval, plot, config}``.
+
+* ``train [--config X.yaml] [--resume [DIR]] [key=value ...]`` — train; no arguments runs the
+  embedded CPU default and prints the held-out accuracy before and after.
+* ``eval --model DIR --data FILE [--data FILE2 ...] [--k 4]`` — avg@k and pass@k per dataset.
+* ``plot RUN_DIR`` — PNG curves of a run's metrics.
+* ``config show [--config X.yaml] [key=value ...]`` — the resolved config as YAML;
+  ``config docs`` — the config reference (``docs/config.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from asyppo.config import ConfigError, dump_config, load_train_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m asyppo", description="Asymmetric PPO for LLM reasoning")
+    commands = parser.add_subparsers(dest="command", required=False)
+
+    train = commands.add_parser("train", help="train (no arguments: the embedded CPU default)")
+    train.add_argument("--config", help="YAML config file (see configs/)")
+    train.add_argument("--resume", nargs="?", const=True, default=None, metavar="DIR",
+                       help="continue from the latest checkpoint of the run (or of DIR)")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. algo.name=grpo")
+
+    ev = commands.add_parser("eval", help="avg@k and pass@k of a model on datasets")
+    ev.add_argument("--model", required=True, help="HF model directory (e.g. RUN_DIR/hf_export)")
+    ev.add_argument("--data", required=True, action="append", help="prompt file (repeatable)")
+    ev.add_argument("--k", type=int, default=4, help="samples per prompt")
+    ev.add_argument("--temperature", type=float, default=1.0)
+    ev.add_argument("--max-new-tokens", type=int, default=None, help="default: rollout.max_new_tokens")
+    ev.add_argument("--config", help="YAML config whose data/reward/rollout sections apply")
+    ev.add_argument("overrides", nargs="*", metavar="key=value")
+
+    plot = commands.add_parser("plot", help="PNG curves of a run")
+    plot.add_argument("run_dir")
+
+    config = commands.add_parser("config", help="show the resolved config or its reference")
+    config.add_argument("action", choices=["show", "docs"])
+    config.add_argument("--config", help="YAML config file")
+    config.add_argument("overrides", nargs="*", metavar="key=value")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from asyppo.trainer import train
+    from asyppo.trainer.report import print_run_report
+
+    cfg = load_train_config(args.config, args.overrides)
+    result = train(cfg, resume=args.resume)
+    print_run_report(result)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from asyppo.trainer.report import evaluate_model
+
+    cfg = load_train_config(args.config, args.overrides)
+    evaluate_model(cfg, args.model, args.data, k=args.k, temperature=args.temperature,
+                   max_new_tokens=args.max_new_tokens)
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from asyppo.observability import plot_run
+
+    for path in plot_run(args.run_dir):
+        print(path)
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    if args.action == "docs":
+        from asyppo.config.docs import config_reference
+
+        sys.stdout.write(config_reference())
+        return 0
+    sys.stdout.write(dump_config(load_train_config(args.config, args.overrides)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 0
+    handlers = {"train": _train, "eval": _eval, "plot": _plot, "config": _config}
+    try:
+        return handlers[args.command](args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Bad input fails early and clearly; a raising reward is counted, not fatal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from asyppo.config import ConfigError, load_train_config
+from asyppo.trainer import Trainer
+
+from trainer_assets import Assets
+
+
+def test_bad_config_key_fails_before_anything_loads(assets: Assets, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="did you mean trainer.ppo_epochs"):
+        load_train_config(None, assets.overrides(tmp_path, "trainer.ppo_epoch=2"))
+
+
+def test_bad_config_type_names_the_key(assets: Assets, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="rollout.max_new_tokens"):
+        load_train_config(None, assets.overrides(tmp_path, "rollout.max_new_tokens=lots"))
+
+
+def test_a_malformed_dataset_row_names_file_and_line(assets: Assets, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "1+1=", "answer": "2"}) + "\n" + json.dumps({"prompt": "2+2="}) + "\n")
+    cfg = load_train_config(None, assets.overrides(tmp_path / "run", f"data.train={bad}"))
+    with pytest.raises(ValueError, match=rf"{bad.name}:2.*answer"):
+        Trainer(cfg)
+
+
+def test_a_critic_with_another_vocabulary_is_refused(assets: Assets, tmp_path: Path) -> None:
+    cfg = load_train_config(None, assets.overrides(tmp_path / "run", f"critic.path={assets.foreign_critic}"))
+    with pytest.raises(ValueError, match="tokenizer differs from the actor's"):
+        Trainer(cfg)
+
+
+def test_a_raising_reward_scores_zero_and_is_counted(assets: Assets, tmp_path: Path) -> None:
+    cfg = load_train_config(
+        None, assets.overrides(tmp_path / "run", f"reward.user_fn={assets.rewards}:explode", "trainer.steps=1")
+    )
+    trainer = Trainer(cfg)
+    try:
+        metrics = trainer.train_step()
+    finally:
+        trainer.close()
+    assert metrics["reward/n_errors"] == 16
+    assert metrics["reward/mean"] == 0.0
