@@ -73,8 +73,12 @@ class SharedArena(Mapping[str, np.ndarray]):
         self.name = name
         self._layout = layout
         self.owner = owner
+        # frombuffer holds a buffer export of the mapping, so the memory outlives close() while
+        # any view lives (np.ndarray(buffer=mm) would not, and could read unmapped memory).
         self._views = {
-            k: np.ndarray(tuple(v["shape"]), np.dtype(v["dtype"]), buffer=mm, offset=start + v["offset"])
+            k: np.frombuffer(mm, np.dtype(v["dtype"]), int(np.prod(v["shape"])), start + v["offset"]).reshape(
+                v["shape"]
+            )
             for k, v in layout.items()
         }
         self._finalizer = weakref.finalize(self, _release, mm, _path(name) if owner else None)

@@ -1,0 +1,112 @@
+"""engine.SharedArena: named zero-copy arrays across processes, and no /dev/shm entry left behind."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from asyppo.engine import SharedArena
+from asyppo.engine.arena import _path
+
+
+def run_python(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_arrays_round_trip_through_the_arena() -> None:
+    data = {"ids": np.arange(10, dtype=np.int64), "values": np.random.rand(2, 5).astype(np.float32), "none": np.zeros(0)}
+    with SharedArena.from_arrays(data) as arena:
+        assert set(arena) == set(data)
+        for k, v in data.items():
+            np.testing.assert_array_equal(arena[k], v)
+            assert arena[k].dtype == v.dtype and arena[k].ctypes.data % 64 == 0
+
+
+def test_a_second_process_sees_the_data_and_its_writes_come_back() -> None:
+    with SharedArena.from_arrays({"x": np.arange(6, dtype=np.float64)}) as arena:
+        out = run_python(
+            f"""
+            from asyppo.engine import SharedArena
+            other = SharedArena.open({arena.name!r})
+            print(float(other["x"].sum()))
+            other["x"][0] = 42.0
+            other.close()
+            """
+        )
+        assert out == "15.0"
+        assert arena["x"][0] == 42.0  # the same memory: no copy either way
+
+
+def test_close_removes_the_segment() -> None:
+    arena = SharedArena.create({"x": ((3,), np.float32)})
+    path = _path(arena.name)
+    assert os.path.exists(path)
+    arena.close()
+    assert not os.path.exists(path) and arena.closed
+
+
+def test_garbage_collection_removes_the_segment() -> None:
+    arena = SharedArena.create({"x": ((3,), np.float32)})
+    path = _path(arena.name)
+    del arena
+    gc.collect()
+    assert not os.path.exists(path)
+
+
+def test_a_creator_that_exits_without_closing_leaves_no_segment() -> None:
+    name = run_python(
+        """
+        import numpy as np
+        from asyppo.engine import SharedArena
+        keep = SharedArena.create({"x": ((1000,), np.float64)})
+        keep["x"][:] = 1.0
+        view = keep["x"]  # a live view must not stop the cleanup at exit
+        print(keep.name)
+        """
+    )
+    assert not os.path.exists(_path(name))
+
+
+def test_closing_an_opener_does_not_remove_the_segment() -> None:
+    with SharedArena.create({"x": ((2,), np.int64)}) as arena:
+        SharedArena.open(arena.name).close()
+        assert os.path.exists(_path(arena.name))
+
+
+def test_views_stay_valid_after_close() -> None:
+    arena = SharedArena.from_arrays({"x": np.arange(4)})
+    view = arena["x"]
+    arena.close()
+    np.testing.assert_array_equal(view, np.arange(4))
+
+
+def test_torch_view_shares_memory() -> None:
+    with SharedArena.create({"x": ((3,), np.float32)}) as arena:
+        t = arena.torch("x")
+        t += 1
+        np.testing.assert_array_equal(arena["x"], [1, 1, 1])
+
+
+def test_opening_a_missing_arena_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="name: no shared arena 'does-not-exist'"):
+        SharedArena.open("does-not-exist")
+
+
+def test_bad_spec_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"specs\['x'\]: expected \(shape, dtype\)"):
+        SharedArena.create({"x": 3})  # type: ignore[dict-item]
+
+
+def test_unknown_array_lists_the_known_ones() -> None:
+    with SharedArena.create({"x": ((1,), np.int8)}) as arena, pytest.raises(KeyError, match="not in this arena"):
+        arena["y"]

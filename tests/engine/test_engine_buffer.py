@@ -1,0 +1,142 @@
+"""engine.TrajectoryBuffer: building, selecting, micro-batching, padding and unpadding a batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from asyppo.engine import TrajectoryBuffer
+
+PROMPTS = [[11, 12], [13], [14, 15, 16]]
+RESPONSES = [[21, 22, 23], [24], []]
+
+
+def build() -> TrajectoryBuffer:
+    buf = TrajectoryBuffer()
+    for i, (p, r) in enumerate(zip(PROMPTS, RESPONSES)):
+        lp = -np.arange(1, len(r) + 1, dtype=np.float32) - 10 * i
+        values = np.stack([lp, 2 * lp])
+        buf.append(p, r, group_id=i // 2, reward=float(i), policy_version=7, old_log_probs=lp, values=values)
+    return buf
+
+
+def test_append_packs_prompts_responses_and_metadata() -> None:
+    buf = build()
+    assert len(buf) == 3 and buf.n_tokens == 4
+    np.testing.assert_array_equal(buf.offsets, [0, 3, 4, 4])
+    np.testing.assert_array_equal(buf.prompt_offsets, [0, 2, 3, 6])
+    np.testing.assert_array_equal(buf.response_ids, [21, 22, 23, 24])
+    np.testing.assert_array_equal(buf.group_ids, [0, 0, 1])
+    np.testing.assert_array_equal(buf.rewards, [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(buf.policy_versions, [7, 7, 7])
+    np.testing.assert_array_equal(buf["old_log_probs"], [-1, -2, -3, -11])
+    assert buf["values"].shape == (2, 4)
+
+
+def test_from_packed_equals_appending_one_by_one() -> None:
+    a = build()
+    b = TrajectoryBuffer.from_packed(
+        a.prompt_ids, a.prompt_offsets, a.response_ids, a.offsets,
+        group_ids=a.group_ids, rewards=a.rewards, policy_versions=a.policy_versions,
+        old_log_probs=a["old_log_probs"], values=a["values"],
+    )
+    for name in ("prompt_ids", "prompt_offsets", "response_ids", "offsets", "group_ids", "rewards"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(a["values"], b["values"])
+
+
+def test_token_rewards_put_the_scalar_reward_on_the_last_response_token() -> None:
+    np.testing.assert_array_equal(build().token_rewards(), [0.0, 0.0, 0.0, 1.0])
+
+
+def test_per_token_broadcasts_per_sequence_values() -> None:
+    np.testing.assert_array_equal(build().per_token(np.array([1.0, 2.0, 3.0])), [1.0, 1.0, 1.0, 2.0])
+
+
+def test_select_gathers_sequences_in_the_given_order() -> None:
+    sub = build().select([1, 0])
+    np.testing.assert_array_equal(sub.response_ids, [24, 21, 22, 23])
+    np.testing.assert_array_equal(sub.prompt_ids, [13, 11, 12])
+    np.testing.assert_array_equal(sub.offsets, [0, 1, 4])
+    np.testing.assert_array_equal(sub["old_log_probs"], [-11, -1, -2, -3])
+    np.testing.assert_array_equal(sub["values"][1], [-22, -2, -4, -6])
+    np.testing.assert_array_equal(sub.rewards, [1.0, 0.0])
+
+
+def test_to_padded_lays_out_prompt_then_response_with_masks() -> None:
+    out = build().to_padded(pad_id=0)
+    np.testing.assert_array_equal(
+        out["input_ids"], [[11, 12, 21, 22, 23], [13, 24, 0, 0, 0], [14, 15, 16, 0, 0]]
+    )
+    np.testing.assert_array_equal(out["attention_mask"], [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]])
+    np.testing.assert_array_equal(out["response_mask"], [[0, 0, 1, 1, 1], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(out["old_log_probs"][0], [0, 0, -1, -2, -3])
+    assert out["values"].shape == (2, 3, 5)
+
+
+def test_from_padded_inverts_to_padded_for_every_field() -> None:
+    buf = build()
+    padded = buf.to_padded()
+    np.testing.assert_array_equal(buf.from_padded(padded["old_log_probs"]), buf["old_log_probs"])
+    np.testing.assert_array_equal(buf.from_padded(padded["values"]), buf["values"])
+
+
+def test_padded_torch_round_trip_keeps_autograd() -> None:
+    buf = build()
+    padded = buf.to_padded(as_torch=True)
+    assert isinstance(padded["input_ids"], torch.Tensor) and padded["input_ids"].dtype == torch.int64
+    logits = padded["old_log_probs"].clone().requires_grad_(True)
+    packed = buf.from_padded(logits * 2)
+    assert isinstance(packed, torch.Tensor) and packed.requires_grad
+    packed.sum().backward()
+    assert logits.grad is not None and float(logits.grad.sum()) == 2 * buf.n_tokens
+
+
+def test_microbatches_cover_the_batch_within_the_padded_budget() -> None:
+    rng = np.random.default_rng(0)
+    buf = TrajectoryBuffer()
+    for i in range(40):
+        buf.append(rng.integers(0, 9, rng.integers(1, 5)), rng.integers(0, 9, rng.integers(0, 30)), group_id=i // 4)
+    seen = []
+    for mb in buf.iter_microbatches(64):
+        total = mb.prompt_lengths + mb.response_lengths
+        assert len(mb) * total.max() <= 64 or len(mb) == 1
+        seen.extend(mb.group_ids.tolist())
+    assert sorted(seen) == sorted(buf.group_ids.tolist())
+    assert sum(mb.n_tokens for mb in buf.iter_microbatches(64)) == buf.n_tokens
+
+
+def test_setting_a_token_field_checks_its_length() -> None:
+    buf = build()
+    buf["advantages"] = np.ones(4, np.float32)
+    assert "advantages" in buf
+    with pytest.raises(ValueError, match=r"returns: expected last axis 4 \(n_tokens\)"):
+        buf["returns"] = np.ones(3, np.float32)
+
+
+def test_append_requires_the_same_fields_for_every_sequence() -> None:
+    buf = TrajectoryBuffer()
+    buf.append([1], [2], group_id=0, old_log_probs=np.zeros(1))
+    with pytest.raises(ValueError, match=r"token_fields: expected \['old_log_probs'\]"):
+        buf.append([1], [2], group_id=0)
+
+
+def test_append_checks_field_length_against_response() -> None:
+    with pytest.raises(ValueError, match=r"old_log_probs: expected last axis 2"):
+        TrajectoryBuffer().append([1], [2, 3], group_id=0, old_log_probs=np.zeros(3))
+
+
+def test_select_rejects_out_of_range_indices() -> None:
+    with pytest.raises(ValueError, match="indices: expected values in"):
+        build().select([3])
+
+
+def test_from_packed_rejects_inconsistent_offsets() -> None:
+    with pytest.raises(ValueError, match="offsets: expected non-decreasing offsets from 0 to 2"):
+        TrajectoryBuffer.from_packed([1], [0, 1], [5, 6], [0, 1], group_ids=[0])
+
+
+def test_unknown_field_lists_the_known_ones() -> None:
+    with pytest.raises(KeyError, match="no such token field"):
+        build()["advantages"]

@@ -1,0 +1,91 @@
+"""engine.shard_groups: disjoint, balanced, seeded dealing of each group to the critics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from asyppo import engine
+
+
+def per_group_counts(assign: np.ndarray, group_ids: np.ndarray) -> dict[int, np.ndarray]:
+    return {g: assign[:, group_ids == g].sum(axis=1) for g in np.unique(group_ids)}
+
+
+@given(
+    group_ids=st.lists(st.integers(0, 7), min_size=0, max_size=80),
+    m=st.integers(1, 6),
+    seed=st.integers(0, 2**64 - 1),
+)
+def test_disjoint_shards_cover_once_with_floor_or_ceil_of_each_group(group_ids: list[int], m: int, seed: int) -> None:
+    ids = np.array(group_ids, dtype=np.int64)
+    assign = engine.shard_groups(ids, m, seed)
+    assert assign.shape == (m, len(ids)) and assign.dtype == np.bool_
+    np.testing.assert_array_equal(assign.sum(axis=0), np.ones(len(ids)))
+    for g, counts in per_group_counts(assign, ids).items():
+        n_g = int((ids == g).sum())
+        assert set(counts.tolist()) <= {n_g // m, -(-n_g // m)}
+    totals = assign.sum(axis=1)
+    assert totals.max() - totals.min() <= 1
+
+
+def test_groups_not_divisible_by_critics_still_balance_overall() -> None:
+    ids = np.repeat(np.arange(10), 3)  # 10 groups of 3 over 2 critics
+    assign = engine.shard_groups(ids, 2, seed=0)
+    assert sorted(assign.sum(axis=1).tolist()) == [15, 15]
+
+
+def test_one_critic_gets_everything() -> None:
+    assert engine.shard_groups(np.array([0, 0, 1]), 1, seed=3).all()
+
+
+def test_single_group_is_split_evenly() -> None:
+    assign = engine.shard_groups(np.zeros(8, np.int64), 4, seed=5)
+    np.testing.assert_array_equal(assign.sum(axis=1), [2, 2, 2, 2])
+
+
+def test_same_seed_same_shards_and_other_seed_other_shards() -> None:
+    ids = np.repeat(np.arange(4), 8)
+    a = engine.shard_groups(ids, 2, seed=1)
+    np.testing.assert_array_equal(a, engine.shard_groups(ids, 2, seed=1))
+    assert not np.array_equal(a, engine.shard_groups(ids, 2, seed=2))
+
+
+def test_shared_mode_gives_every_critic_everything() -> None:
+    assert engine.shard_groups(np.array([0, 1, 1]), 3, seed=0, mode="shared").all()
+
+
+def test_random_mode_is_a_balanced_partition_that_ignores_groups() -> None:
+    ids = np.repeat(np.arange(64), 2)  # groups of 2 over 2 critics
+    assign = engine.shard_groups(ids, 2, seed=0, mode="random")
+    np.testing.assert_array_equal(assign.sum(axis=0), np.ones(128))
+    np.testing.assert_array_equal(assign.sum(axis=1), [64, 64])
+    # Disjoint dealing would give each critic one response of every pair; a random split does not.
+    assert any(c.tolist() != [1, 1] for c in per_group_counts(assign, ids).values())
+
+
+def test_empty_batch_gives_empty_rows() -> None:
+    assert engine.shard_groups(np.zeros(0, np.int64), 2, seed=0).shape == (2, 0)
+
+
+@pytest.mark.parametrize("m", [0, -1])
+def test_rejects_fewer_than_one_critic(m: int) -> None:
+    with pytest.raises(ValueError, match="n_critics: expected an integer in"):
+        engine.shard_groups(np.zeros(3, np.int64), m, seed=0)
+
+
+def test_rejects_negative_seed() -> None:
+    with pytest.raises(ValueError, match="seed"):
+        engine.shard_groups(np.zeros(3, np.int64), 2, seed=-1)
+
+
+def test_rejects_unknown_mode() -> None:
+    with pytest.raises(ValueError, match="mode: expected one of"):
+        engine.shard_groups(np.zeros(3, np.int64), 2, seed=0, mode="round_robin")
+
+
+def test_rejects_float_group_ids() -> None:
+    with pytest.raises(TypeError, match="group_ids: expected an integer dtype"):
+        engine.shard_groups(np.zeros(3), 2, seed=0)
