@@ -37,7 +37,7 @@ RUNS = {
 COMMON = [
     "actor.path={actor}", "data.train={train}", "data.eval={eval}", "rollout.prompts_per_step=8",
     "rollout.n=4", "rollout.max_new_tokens=24", "trainer.micro_batch_tokens=1024", "logging.tensorboard=false",
-    "logging.progress_bar=false", "logging.console_every=0",
+    "logging.progress_bar=false", "logging.console_every=0", "runtime.cpu_threads=2",
 ]
 
 
@@ -70,12 +70,9 @@ def build_assets(root: Path) -> dict[str, str]:
 
 def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: str) -> dict[str, float]:
     """Runs in the subprocess: time ``steps`` training steps after ``warmup`` ones."""
-    import torch
-
     from asyppo.config import load_train_config
     from asyppo.trainer import Trainer
 
-    torch.set_num_threads(2)
     overrides = [o.format(**assets) for o in COMMON + RUNS[algo]] + [f"trainer.output_dir={out_dir}"]
     trainer = Trainer(load_train_config(None, overrides))
     times = []

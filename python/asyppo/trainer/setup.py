@@ -91,6 +91,8 @@ def optimizer_steps_per_train_step(cfg: TrainConfig) -> int:
 
 def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path: str) -> Roles:
     """Spawn rollout, actor, critics (when the algorithm uses them), reward and reference roles."""
+    if cfg.runtime.cpu_threads is not None:
+        torch.set_num_threads(cfg.runtime.cpu_threads)
     torch.manual_seed(cfg.trainer.seed)
     np.random.seed(cfg.trainer.seed)
     runtime = make_runtime(cfg.runtime.backend)
