@@ -1,0 +1,133 @@
+"""``builtin:`` assets of the embedded default, built in code and cached on disk.
+
+``resolve_builtin("builtin:toy-actor", cache_dir)`` returns an HF model directory (config,
+safetensors weights, generation config, tokenizer) that ``AutoModelForCausalLM`` and
+``AutoTokenizer`` load; ``toy-critic`` a smaller random-init backbone with the same tokenizer;
+``toy-train`` / ``toy-eval`` JSONL prompt files that `asyppo.data.load_prompts` reads.
+Assets live under ``cache_dir/toy-<hash of the settings>/``, so changing a setting never reuses
+a stale model, and each is written to a temporary directory and renamed into place, so a run
+killed mid-build leaves nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from asyppo.toy.model import ACTOR_SIZE, CRITIC_SIZE, ToyModelSize, build_toy_model, count_parameters
+from asyppo.toy.task import ArithmeticTask, task_splits, write_jsonl
+from asyppo.toy.tokenizer import build_toy_tokenizer
+from asyppo.toy.warmstart import WarmStartSettings, warm_start
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_NAMES = ("toy-actor", "toy-critic", "toy-train", "toy-eval")
+# Bump when the way assets are built changes, so caches built by older code are not reused.
+_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ToySettings:
+    """Everything the toy assets depend on (their cache key)."""
+
+    task: ArithmeticTask = field(default_factory=ArithmeticTask)
+    actor: ToyModelSize = ACTOR_SIZE
+    critic: ToyModelSize = CRITIC_SIZE
+    warm_start: WarmStartSettings = field(default_factory=WarmStartSettings)
+    actor_seed: int = 0
+    critic_seed: int = 1
+
+    def key(self) -> str:
+        """Short stable hash of the settings."""
+        payload = json.dumps({"format": _FORMAT_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+DEFAULT_TOY = ToySettings()
+
+
+def default_cache_dir() -> Path:
+    """``$ASYPPO_CACHE``, else ``$XDG_CACHE_HOME/asyppo``, else ``~/.cache/asyppo``."""
+    if os.environ.get("ASYPPO_CACHE"):
+        return Path(os.environ["ASYPPO_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "asyppo"
+
+
+def _materialise(target: Path, build: Callable[[Path], None]) -> Path:
+    """Build ``target`` (a directory or file) via ``build(tmp)`` and rename it into place unless
+    it already exists. A concurrent builder that wins the race is kept; ours is discarded."""
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        tmp = tmp_dir / target.name
+        build(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return target
+
+
+def _write_split(settings: ToySettings, split: str, path: Path) -> None:
+    train, held_out = task_splits(settings.task)
+    write_jsonl(train if split == "train" else held_out, path)
+
+
+def _build_actor(settings: ToySettings, out: Path) -> None:
+    tokenizer = build_toy_tokenizer()
+    model = build_toy_model(tokenizer, settings.actor, seed=settings.actor_seed)
+    train, _ = task_splits(settings.task)
+    started = time.perf_counter()
+    logger.info("building the toy actor (%d parameters): supervised warm-start", count_parameters(model))
+    report = warm_start(
+        model, tokenizer, [r["prompt"] for r in train], [r["answer"] for r in train], settings.warm_start
+    )
+    seconds = time.perf_counter() - started
+    logger.info(
+        "toy actor warm-started: %d steps, held-in probe accuracy %.1f%%, %.1fs",
+        report.steps, 100 * report.probe_accuracy, seconds,
+    )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    info = {**asdict(report), "seconds": round(seconds, 2), "parameters": count_parameters(model)}
+    (out / "warm_start.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def _build_critic(settings: ToySettings, out: Path) -> None:
+    tokenizer = build_toy_tokenizer()
+    build_toy_model(tokenizer, settings.critic, seed=settings.critic_seed).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def resolve_builtin(uri: str, cache_dir: str | Path, *, settings: ToySettings = DEFAULT_TOY) -> Path:
+    """Local path of the ``builtin:`` asset ``uri``, building and caching it on first use.
+
+    ``uri`` is one of ``builtin:toy-actor`` (warm-started actor dir, ~20-40 s to build on 2 CPU
+    cores the first time), ``builtin:toy-critic`` (critic backbone dir), ``builtin:toy-train``
+    and ``builtin:toy-eval`` (JSONL files). ValueError for any other name.
+    """
+    name = uri.removeprefix("builtin:")
+    if not uri.startswith("builtin:") or name not in BUILTIN_NAMES:
+        valid = ", ".join(f"builtin:{n}" for n in BUILTIN_NAMES)
+        raise ValueError(f"unknown builtin asset {uri!r}; valid: {valid}")
+    root = Path(cache_dir).expanduser() / f"toy-{settings.key()}"
+    if name == "toy-actor":
+        return _materialise(root / "actor", lambda out: _build_actor(settings, out))
+    if name == "toy-critic":
+        return _materialise(root / "critic", lambda out: _build_critic(settings, out))
+    split = name.removeprefix("toy-")
+    return _materialise(root / f"{split}.jsonl", lambda out: _write_split(settings, split, out))
