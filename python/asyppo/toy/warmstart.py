@@ -39,26 +39,29 @@ class WarmStartReport:
     final_loss: float
 
 
-def _batch(
+def _encode_examples(
     tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]
+) -> list[tuple[list[int], list[int]]]:
+    """``(prompt_ids, response_ids + [eos])`` of every prompt's ideal completion."""
+    responses = [response_text(*parse_prompt(p)) for p in prompts]
+    prompt_ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    response_ids = tokenizer(responses, add_special_tokens=False)["input_ids"]
+    return [(p, [*r, tokenizer.eos_token_id]) for p, r in zip(prompt_ids, response_ids)]
+
+
+def _batch(
+    examples: Sequence[tuple[list[int], list[int]]], pad_id: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` ([B, L] int64; labels are
     -100 on prompt and padding positions)."""
-    rows, label_rows = [], []
-    for prompt in prompts:
-        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        r_ids = tokenizer(response_text(*parse_prompt(prompt)), add_special_tokens=False)["input_ids"]
-        r_ids = [*r_ids, tokenizer.eos_token_id]
-        rows.append(p_ids + r_ids)
-        label_rows.append([-100] * len(p_ids) + r_ids)
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (row, lab) in enumerate(zip(rows, label_rows)):
-        ids[i, : len(row)] = torch.tensor(row)
-        labels[i, : len(lab)] = torch.tensor(lab)
-        mask[i, : len(row)] = 1
+    width = max(len(p) + len(r) for p, r in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, (p, r) in enumerate(examples):
+        ids[i, : len(p) + len(r)] = torch.tensor(p + r)
+        labels[i, len(p) : len(p) + len(r)] = torch.tensor(r)
+        mask[i, : len(p) + len(r)] = 1
     return ids, mask, labels
 
 
@@ -106,12 +109,13 @@ def warm_start(
     probe = rng.choice(len(train_prompts), size=settings.n_probe, replace=False)
     probe_prompts = [train_prompts[i] for i in probe]
     probe_answers = [train_answers[i] for i in probe]
+    examples = _encode_examples(tokenizer, train_prompts)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0)
     model.train()
     accuracy, loss_value, step = 0.0, float("nan"), 0
     while step < settings.max_steps:
         picks = rng.integers(0, len(train_prompts), size=settings.batch_size)
-        ids, mask, labels = _batch(tokenizer, [train_prompts[i] for i in picks])
+        ids, mask, labels = _batch([examples[i] for i in picks], tokenizer.pad_token_id)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
