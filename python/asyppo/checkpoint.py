@@ -377,13 +377,15 @@ def export_hf(model: nn.Module, tokenizer: Any, out_dir: str | Path) -> Path:
     """
     from transformers import PreTrainedModel
 
+    from asyppo.models.loading import quiet_transformers
+
     if not isinstance(model, PreTrainedModel):
         raise TypeError(
             f"model: expected a transformers PreTrainedModel, got {type(model).__name__}"
         )
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_dir(out) as tmp:
+    with _atomic_dir(out) as tmp, quiet_transformers():
         model.save_pretrained(str(tmp))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
