@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
 from asyppo.models.loading import (
     enable_gradient_checkpointing,
@@ -68,7 +68,7 @@ class ValueModel(nn.Module):
         self.value_head = value_head.to(device=next(backbone.parameters()).device)
 
     @property
-    def config(self):  # type: ignore[no-untyped-def]
+    def config(self) -> PretrainedConfig:
         """The backbone's HF config."""
         return self.backbone.config
 
