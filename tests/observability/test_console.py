@@ -58,6 +58,13 @@ def test_progress_without_a_terminal_draws_no_bar_and_prints_lines(
     assert captured.err == ""
 
 
+def test_enabled_progress_on_a_terminal_draws_a_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    with StepProgress(5, initial=2) as progress:
+        assert progress.active
+        progress.advance()
+
+
 def test_disabled_progress_draws_no_bar_even_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     with StepProgress(5, enabled=False) as progress:
