@@ -35,7 +35,7 @@ from asyppo.rollout import SamplingParams
 from asyppo.runtime import gather
 from asyppo.trainer.evaluate import evaluate
 from asyppo.trainer.rollout_step import ScoredBatch, informative_groups, scored_batch
-from asyppo.trainer.setup import Roles, build_roles, load_datasets, resolve
+from asyppo.trainer.setup import Roles, build_roles, configure_torch, load_datasets, resolve
 
 
 def distribution(prefix: str, values: np.ndarray) -> dict[str, float]:
@@ -67,6 +67,7 @@ class Trainer:
         self.cfg = cfg
         self.started = time.perf_counter()
         self.run_dir = Path(cfg.trainer.output_dir)
+        configure_torch(cfg)
         # Everything that can fail on user input fails here, before any weight is loaded.
         self.datasets = load_datasets(cfg)
         actor_path = resolve(cfg.actor.path or "")

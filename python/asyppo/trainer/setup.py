@@ -6,7 +6,6 @@ file and line) and tokenizers compared before any model weight is loaded.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +25,17 @@ from asyppo.trainer.roles.rollout import RolloutRole
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
 
 
-def cache_dir() -> Path:
-    """Where built-in assets are cached: ``$ASYPPO_CACHE`` or ``~/.cache/asyppo``."""
-    return Path(os.environ.get("ASYPPO_CACHE", Path.home() / ".cache" / "asyppo"))
-
-
 def resolve(uri: str) -> str:
-    """A ``builtin:`` URI becomes its cached local path; anything else is returned unchanged."""
-    return str(toy.resolve_builtin(uri, cache_dir())) if uri.startswith("builtin:") else uri
+    """A ``builtin:`` URI becomes its cached local path (built on first use); others are unchanged."""
+    return str(toy.resolve_builtin(uri, toy.default_cache_dir())) if uri.startswith("builtin:") else uri
+
+
+def configure_torch(cfg: TrainConfig) -> None:
+    """Thread count and seeds, before anything (the toy warm-start included) touches torch."""
+    if cfg.runtime.cpu_threads is not None:
+        torch.set_num_threads(cfg.runtime.cpu_threads)
+    torch.manual_seed(cfg.trainer.seed)
+    np.random.seed(cfg.trainer.seed)
 
 
 @dataclass
@@ -91,10 +93,7 @@ def optimizer_steps_per_train_step(cfg: TrainConfig) -> int:
 
 def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path: str) -> Roles:
     """Spawn rollout, actor, critics (when the algorithm uses them), reward and reference roles."""
-    if cfg.runtime.cpu_threads is not None:
-        torch.set_num_threads(cfg.runtime.cpu_threads)
     torch.manual_seed(cfg.trainer.seed)
-    np.random.seed(cfg.trainer.seed)
     runtime = make_runtime(cfg.runtime.backend)
     common = {"algo": cfg.algo, "pad_token_id": int(tokenizer.pad_token_id),
               "micro_batch_tokens": cfg.trainer.micro_batch_tokens}
