@@ -4,9 +4,10 @@
 //! advantage (`adv_keep = false`) and the `floor(high * n)` tokens of highest std leave the
 //! entropy bonus (`ent_keep = false`). Tokens are totally ordered by `(std, position)`, so ties
 //! are broken by position (earlier = lower), the counts are exact, and the two sets are
-//! disjoint whenever `low + high <= 1`. Selection is O(n): a 16-bit-digit radix select over the
-//! order-preserving integer keys of the floats for a whole batch, `select_nth_unstable` within
-//! sequences and groups.
+//! disjoint whenever `low + high <= 1`. Selection is O(n): for a whole batch, a sample brackets
+//! the boundary values, one counting pass gathers the values inside the brackets, and an exact
+//! selection among those finds the thresholds; within sequences and groups,
+//! `select_nth_unstable` on `(order key, position)` pairs.
 
 use rayon::prelude::*;
 
@@ -145,57 +146,156 @@ fn select_extremes<F: Real>(
     (lows, highs)
 }
 
-const DIGIT_BITS: u32 = 16;
-const BINS: usize = 1 << DIGIT_BITS;
 const CHUNK: usize = 1 << 16;
+const BLOCK: usize = 64;
+const SAMPLE: usize = 1 << 14;
 
-/// Counts of the digit `(key >> shift) & 0xFFFF` over the keys whose higher bits equal `prefix`,
-/// and whether every value was finite.
-fn digit_histogram<F: Real>(std: &[F], shift: u32, prefix: u64) -> (Vec<u64>, bool) {
-    let prefix_shift = shift + DIGIT_BITS;
-    let fresh = || (vec![0u64; BINS], true);
-    std.par_chunks(CHUNK.max(std.len() / rayon::current_num_threads() + 1))
-        .fold(fresh, |(mut hist, mut finite), chunk| {
-            for &x in chunk {
-                finite &= x.is_finite();
-                let key = x.order_key();
-                if key.checked_shr(prefix_shift).unwrap_or(0) == prefix {
-                    hist[((key >> shift) as usize) & (BINS - 1)] += 1;
-                }
+/// Values `a <= b` expected to bracket the value of boundary rank `rank`; `-inf`/`+inf` when
+/// open on that side.
+#[derive(Clone, Copy)]
+struct Bracket<F> {
+    rank: usize,
+    a: F,
+    b: F,
+}
+
+/// One chunk's values relative to a bracket: counts below `a`, equal to `a`, equal to `b`
+/// (when `b != a`), and the values strictly inside.
+struct Tally<F> {
+    below: usize,
+    at_a: usize,
+    at_b: usize,
+    inside: Vec<F>,
+}
+
+/// The exact value at the boundary rank of one side of a batch mask, how many values lie
+/// strictly below it, and how many equal it in each chunk.
+struct Threshold<F> {
+    value: F,
+    below: usize,
+    ties: Vec<usize>,
+}
+
+/// Brackets for the boundary ranks from a strided sample of `SAMPLE` values: the sample order
+/// statistics about 4 standard deviations of the sample rank on either side of the target.
+fn sample_brackets<F: Real>(std: &[F], ranks: &[usize]) -> Vec<Bracket<F>> {
+    let n = std.len();
+    let s = n.min(SAMPLE);
+    let mut sample: Vec<(u64, F)> = (0..s)
+        .map(|i| std[i * n / s])
+        .map(|x| (x.order_key(), x))
+        .collect();
+    let mut at = |r: usize| *sample.select_nth_unstable_by_key(r, |p| p.0).1;
+    let (neg, pos) = (F::from_f64(f64::NEG_INFINITY), F::from_f64(f64::INFINITY));
+    ranks
+        .iter()
+        .map(|&rank| {
+            let p = rank as f64 / n as f64;
+            let centre = (p * s as f64) as usize;
+            let d = (4.0 * (s as f64 * p * (1.0 - p)).sqrt()) as usize + 8;
+            let a = if centre >= d { at(centre - d).1 } else { neg };
+            let b = if centre + d < s {
+                at(centre + d).1
+            } else {
+                pos
+            };
+            Bracket { rank, a, b }
+        })
+        .collect()
+}
+
+/// Tally a chunk against each bracket, and check finiteness. Counting runs over blocks of
+/// `BLOCK` values as branch-free loops; only blocks holding an inside value are scanned again
+/// to gather it.
+fn tally_chunk<F: Real>(xs: &[F], brackets: &[Bracket<F>]) -> (bool, Vec<Tally<F>>) {
+    let mut finite = true;
+    let mut tallies: Vec<Tally<F>> = brackets
+        .iter()
+        .map(|_| Tally {
+            below: 0,
+            at_a: 0,
+            at_b: 0,
+            inside: Vec::new(),
+        })
+        .collect();
+    for block in xs.chunks(BLOCK) {
+        finite &= block.iter().fold(true, |ok, x| ok & x.is_finite());
+        for (br, t) in brackets.iter().zip(tallies.iter_mut()) {
+            let (a, b, distinct) = (br.a, br.b, br.a != br.b);
+            let (mut below, mut at_a, mut at_b, mut inside) = (0usize, 0usize, 0usize, 0usize);
+            for &x in block {
+                below += (x < a) as usize;
+                at_a += (x == a) as usize;
+                at_b += (distinct & (x == b)) as usize;
+                inside += ((x > a) & (x < b)) as usize;
             }
-            (hist, finite)
-        })
-        .reduce(fresh, |(mut a, fa), (b, fb)| {
-            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-            (a, fa & fb)
-        })
-}
-
-/// The key of rank `rank` (0-based) in `(key)` order and the number of keys strictly below it,
-/// by one histogram pass per 16-bit digit below the top one (`top` is the top digit's histogram).
-fn key_of_rank<F: Real>(std: &[F], rank: usize, top: &[u64]) -> (u64, usize) {
-    let (mut prefix, mut below) = (0u64, 0usize);
-    let mut shift = F::KEY_BITS;
-    let mut owned;
-    let mut hist = top;
-    loop {
-        shift -= DIGIT_BITS;
-        let mut need = (rank - below) as u64;
-        let mut digit = 0;
-        while need >= hist[digit] {
-            need -= hist[digit];
-            below += hist[digit] as usize;
-            digit += 1;
+            t.below += below;
+            t.at_a += at_a;
+            t.at_b += at_b;
+            if inside > 0 {
+                // Branch-free compaction: inside values are common enough to defeat prediction.
+                let mut kept = [F::ZERO; BLOCK];
+                let mut k = 0;
+                for &x in block {
+                    kept[k] = x;
+                    k += ((x > a) & (x < b)) as usize;
+                }
+                t.inside.extend_from_slice(&kept[..k]);
+            }
         }
-        prefix = (prefix << DIGIT_BITS) | digit as u64;
-        if shift == 0 {
-            return (prefix, below);
-        }
-        owned = digit_histogram(std, shift - DIGIT_BITS, prefix).0;
-        hist = &owned;
     }
+    (finite, tallies)
 }
 
+/// The threshold of bracket `side` from the chunks' tallies, or `None` if the bracket missed
+/// the boundary rank.
+fn resolve<F: Real>(
+    tallies: &[Vec<Tally<F>>],
+    side: usize,
+    br: &Bracket<F>,
+) -> Option<Threshold<F>> {
+    let sum = |f: &dyn Fn(&Tally<F>) -> usize| tallies.iter().map(|t| f(&t[side])).sum::<usize>();
+    let (below, at_a, at_b) = (sum(&|t| t.below), sum(&|t| t.at_a), sum(&|t| t.at_b));
+    let inside = sum(&|t| t.inside.len());
+    let r = br.rank.checked_sub(below)?;
+    if r < at_a {
+        let ties = tallies.iter().map(|t| t[side].at_a).collect();
+        return Some(Threshold {
+            value: br.a,
+            below,
+            ties,
+        });
+    }
+    let r = r - at_a;
+    if r < inside {
+        let mut values: Vec<F> = tallies
+            .iter()
+            .flat_map(|t| t[side].inside.iter().copied())
+            .collect();
+        let cmp = |x: &F, y: &F| x.partial_cmp(y).expect("finite values compare");
+        let value = *values.select_nth_unstable_by(r, cmp).1;
+        let below = below + at_a + values.iter().filter(|&&v| v < value).count();
+        let ties = tallies
+            .iter()
+            .map(|t| t[side].inside.iter().filter(|&&v| v == value).count())
+            .collect();
+        return Some(Threshold { value, below, ties });
+    }
+    (r - inside < at_b).then(|| Threshold {
+        value: br.b,
+        below: below + at_a + inside,
+        ties: tallies.iter().map(|t| t[side].at_b).collect(),
+    })
+}
+
+/// Batch scope in two parallel passes over `std`. A strided sample brackets the values at the
+/// two boundary ranks; pass 1 counts, per chunk, the values below / at / inside each bracket
+/// (gathering the few inside) and checks finiteness; the exact boundary values then come from
+/// `select_nth_unstable` on the gathered values (a bracket that missed, which only an
+/// adversarial order can cause, is widened to everything and pass 1 rerun: exact either way).
+/// Pass 2 writes `adv_keep = std > t_low` and `ent_keep = std < t_high` and, only in chunks that
+/// hold values tied with a threshold, resolves those ties by position from the per-chunk tie
+/// counts. Float comparisons treat `-0.0 == 0.0`, as [`Real::order_key`] does for other scopes.
 fn mask_batch<F: Real>(
     std: &[F],
     low: f64,
@@ -205,73 +305,91 @@ fn mask_batch<F: Real>(
 ) -> Result<()> {
     let n = std.len();
     let (k_low, k_high) = (mask_count(low, n), mask_count(high, n));
-    let (top, finite) = digit_histogram(std, F::KEY_BITS - DIGIT_BITS, 0);
-    if !finite {
-        check_finite("std", std)?;
-    }
-    if k_low == 0 && k_high == 0 {
-        return Ok(());
-    }
-    // Threshold keys; a tie at the threshold is resolved by position through `skip`/`take`.
-    // Low side: keys < key_lo, plus the first `take_lo` keys equal to key_lo.
-    // High side: keys > key_hi, plus the keys equal to key_hi from the `skip_hi`-th on.
-    let (key_lo, take_lo) = match k_low {
-        0 => (0, 0),
-        k => {
-            let (key, below) = key_of_rank(std, k - 1, &top);
-            (key, k - below)
-        }
-    };
-    let (key_hi, skip_hi) = match k_high {
-        0 => (u64::MAX, usize::MAX),
-        k => {
-            let (key, below) = key_of_rank(std, n - k, &top);
-            (key, n - k - below)
-        }
-    };
     let chunk = CHUNK.max(n / (4 * rayon::current_num_threads()) + 1);
-    let ties: Vec<(usize, usize)> = std
-        .par_chunks(chunk)
-        .map(|c| {
-            c.iter().fold((0, 0), |(lo, hi), x| {
-                let key = x.order_key();
-                (lo + (key == key_lo) as usize, hi + (key == key_hi) as usize)
-            })
-        })
+    // Boundary ranks (0-based, in (std, position) order): the last low-masked, the first high-masked.
+    let ranks: Vec<usize> = [k_low.checked_sub(1), (k_high > 0).then(|| n - k_high)]
+        .into_iter()
+        .flatten()
         .collect();
-    let mut starts = Vec::with_capacity(ties.len());
-    let (mut lo, mut hi) = (0, 0);
-    for (a, b) in ties {
-        starts.push((lo, hi));
-        lo += a;
-        hi += b;
+    let mut brackets = sample_brackets(std, &ranks);
+    let mut found: Vec<Option<Threshold<F>>>;
+    loop {
+        let (finite, tallies): (Vec<bool>, Vec<Vec<Tally<F>>>) = std
+            .par_chunks(chunk)
+            .map(|xs| tally_chunk(xs, &brackets))
+            .unzip();
+        if !finite.iter().all(|&f| f) {
+            check_finite("std", std)?;
+        }
+        found = brackets
+            .iter()
+            .enumerate()
+            .map(|(i, br)| resolve(&tallies, i, br))
+            .collect();
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+        for (br, t) in brackets.iter_mut().zip(&found) {
+            if t.is_none() {
+                (br.a, br.b) = (F::from_f64(f64::NEG_INFINITY), F::from_f64(f64::INFINITY));
+            }
+        }
     }
+    let mut found = found.into_iter().flatten();
+    let t_lo = if k_low > 0 { found.next() } else { None };
+    let t_hi = if k_high > 0 { found.next() } else { None };
+    // Per chunk: (rank among the ties of the chunk's first tie, number of ties in the chunk).
+    let firsts = |t: &Option<Threshold<F>>| -> Vec<(usize, usize)> {
+        let n_chunks = n.div_ceil(chunk);
+        let mut seen = 0;
+        (0..n_chunks)
+            .map(|c| {
+                let here = t.as_ref().map_or(0, |t| t.ties[c]);
+                seen += here;
+                (seen - here, here)
+            })
+            .collect()
+    };
+    let (ties_lo, ties_hi) = (firsts(&t_lo), firsts(&t_hi));
+    let t_lo = t_lo.map(|t| (t.value, t.below));
+    let t_hi = t_hi.map(|t| (t.value, t.below));
     adv_keep
         .par_chunks_mut(chunk)
         .zip(ent_keep.par_chunks_mut(chunk))
         .zip(std.par_chunks(chunk))
-        .zip(starts)
-        .for_each(|(((adv, ent), xs), (mut tie_lo, mut tie_hi))| {
-            for ((a, e), x) in adv.iter_mut().zip(ent.iter_mut()).zip(xs) {
-                let key = x.order_key();
-                if k_low > 0 {
-                    if key == key_lo {
-                        *a = tie_lo >= take_lo;
-                        tie_lo += 1;
-                    } else {
-                        *a = key > key_lo;
+        .zip(ties_lo.into_par_iter().zip(ties_hi))
+        .for_each(
+            |(((adv, ent), xs), ((lo_first, lo_count), (hi_first, hi_count)))| {
+                if let Some((value, below)) = t_lo {
+                    adv.iter_mut().zip(xs).for_each(|(a, &x)| *a = x > value);
+                    // Ties of rank >= k_low - below are past the masked count: keep them.
+                    let take = k_low - below;
+                    if lo_count > 0 && lo_first + lo_count > take {
+                        let mut rank = lo_first;
+                        for (a, &x) in adv.iter_mut().zip(xs) {
+                            if x == value {
+                                *a = rank >= take;
+                                rank += 1;
+                            }
+                        }
                     }
                 }
-                if k_high > 0 {
-                    if key == key_hi {
-                        *e = tie_hi < skip_hi;
-                        tie_hi += 1;
-                    } else {
-                        *e = key < key_hi;
+                if let Some((value, below)) = t_hi {
+                    ent.iter_mut().zip(xs).for_each(|(e, &x)| *e = x < value);
+                    // Ties of rank < n - k_high - below come before the masked ones: keep them.
+                    let skip = n - k_high - below;
+                    if hi_count > 0 && hi_first < skip {
+                        let mut rank = hi_first;
+                        for (e, &x) in ent.iter_mut().zip(xs) {
+                            if x == value {
+                                *e = rank < skip;
+                                rank += 1;
+                            }
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
     Ok(())
 }
 
@@ -387,27 +505,32 @@ mod tests {
     }
 
     #[test]
-    fn large_batch_has_exact_counts() {
-        let mut rng = crate::rng::SplitMix64::new(9);
-        let std: Vec<f32> = (0..300_000)
-            .map(|_| (rng.below(1000) as f32) * 1e-3)
+    fn sample_blind_to_the_tail_still_gives_exact_masks() {
+        // The strided sample sees only even positions (all 0.0), so the high bracket misses.
+        let std: Vec<f64> = (0..4 * SAMPLE)
+            .map(|i| {
+                if i % 2 == 0 {
+                    0.0
+                } else {
+                    1.0 + (i % 7) as f64
+                }
+            })
             .collect();
-        let (mut adv, mut ent) = (vec![true; std.len()], vec![true; std.len()]);
-        percentile_masks(&std, 0.2, 0.2, Scope::Batch, &mut adv, &mut ent).unwrap();
-        assert_eq!(adv.iter().filter(|&&k| !k).count(), 60_000);
-        assert_eq!(ent.iter().filter(|&&k| !k).count(), 60_000);
-        let max_masked = std
-            .iter()
-            .zip(&adv)
-            .filter(|(_, &k)| !k)
-            .map(|(s, _)| *s)
-            .fold(f32::MIN, f32::max);
-        let min_kept = std
-            .iter()
-            .zip(&adv)
-            .filter(|(_, &k)| k)
-            .map(|(s, _)| *s)
-            .fold(f32::MAX, f32::min);
-        assert!(max_masked <= min_kept);
+        assert_eq!(run(&std, 0.3, 0.3, Scope::Batch), reference(&std, 0.3, 0.3));
+    }
+
+    #[test]
+    fn large_batch_with_ties_across_chunks_matches_full_sort() {
+        let mut rng = crate::rng::SplitMix64::new(9);
+        for distinct in [1usize, 7, 1000, 1 << 30] {
+            let std: Vec<f64> = (0..300_000)
+                .map(|_| rng.below(distinct) as f64 * 1e-3)
+                .collect();
+            assert_eq!(
+                run(&std, 0.2, 0.3, Scope::Batch),
+                reference(&std, 0.2, 0.3),
+                "{distinct} distinct"
+            );
+        }
     }
 }

@@ -27,6 +27,8 @@ pub trait Real:
     const KEY_BITS: u32;
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
+    /// `self as i32` (truncating, saturating): one vector instruction for `f32`.
+    fn to_i32(self) -> i32;
     fn is_finite(self) -> bool;
     fn sqrt(self) -> Self;
     fn order_key(self) -> u64;
@@ -45,6 +47,10 @@ macro_rules! impl_real {
             #[inline]
             fn to_f64(self) -> f64 {
                 self as f64
+            }
+            #[inline]
+            fn to_i32(self) -> i32 {
+                self as i32
             }
             #[inline]
             fn is_finite(self) -> bool {

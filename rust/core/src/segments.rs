@@ -44,10 +44,10 @@ pub fn task_bounds(offsets: &[i64]) -> Vec<usize> {
     let target = (n_tokens / (4 * rayon::current_num_threads())).max(MIN_TASK_TOKENS);
     let mut bounds = vec![0];
     let mut start = 0i64;
-    for s in 1..n_seq {
-        if (offsets[s] - start) as usize >= target {
+    for (s, &offset) in offsets.iter().enumerate().take(n_seq).skip(1) {
+        if (offset - start) as usize >= target {
             bounds.push(s);
-            start = offsets[s];
+            start = offset;
         }
     }
     if n_seq > 0 {

@@ -48,8 +48,10 @@ pub fn aggregate_values<F: Real>(
         .map(|(c, (val, sd))| {
             let (start, len) = (c * CHUNK, val.len());
             let rows = || (0..n_critics).map(move |m| &values[m * t + start..m * t + start + len]);
-            val.fill(F::ZERO);
-            for row in rows() {
+            // Element-wise passes over a cache-resident chunk, one row at a time: each loop is a
+            // plain zip over slices, which the compiler vectorises.
+            val.copy_from_slice(rows().next().expect("n_critics >= 1"));
+            for row in rows().skip(1) {
                 val.iter_mut()
                     .zip(row)
                     .for_each(|(acc, &v)| *acc = *acc + v);
@@ -69,14 +71,12 @@ pub fn aggregate_values<F: Real>(
             if how == Aggregate::Min {
                 val.copy_from_slice(rows().next().expect("n_critics >= 1"));
                 for row in rows().skip(1) {
-                    val.iter_mut().zip(row).for_each(|(acc, &v)| {
-                        if v < *acc {
-                            *acc = v
-                        }
-                    });
+                    val.iter_mut()
+                        .zip(row)
+                        .for_each(|(acc, &v)| *acc = if v < *acc { v } else { *acc });
                 }
             }
-            sd.iter().all(|x| x.is_finite())
+            sd.iter().fold(true, |ok, x| ok & x.is_finite())
         })
         .reduce(|| true, |x, y| x & y);
     if !all_finite {

@@ -12,7 +12,7 @@ const CHUNK: usize = 1 << 16;
 
 /// `out = (x - mean) / sqrt(var + 1e-8)`, plus `mean` back when `shift_mean` is false, where
 /// `mean` and the unbiased `var` are taken over the elements with `mask == true` (f64
-/// accumulation, two passes). Every element is transformed, masked or not.
+/// accumulation; one pass for the statistics, one for the output). Every element is transformed, masked or not.
 ///
 /// Errors: length mismatch, fewer than two masked elements, non-finite `x`.
 pub fn masked_whiten<F: Real>(
@@ -32,17 +32,38 @@ pub fn masked_whiten<F: Real>(
     if out.len() != n {
         return Err(EngineError::shape("out", format!("length {n}"), out.len()));
     }
-    check_finite("x", x)?;
-    let (count, sum) = x
+    // One pass: per chunk, the count, mean and sum of squared deviations of the masked elements
+    // (the deviations from the chunk's own mean, while the chunk is in cache), merged across
+    // chunks with Chan et al.'s pairwise update (1979), which keeps float64 accuracy.
+    let (finite, count, mean, m2) = x
         .par_chunks(CHUNK)
         .zip(mask.par_chunks(CHUNK))
         .map(|(xs, ms)| {
-            xs.iter()
-                .zip(ms)
-                .filter(|(_, &m)| m)
-                .fold((0usize, 0.0f64), |(c, s), (v, _)| (c + 1, s + v.to_f64()))
+            let (finite, count, sum) = masked_lane_sums(xs, ms, |v| v);
+            let mean = if count > 0 { sum / count as f64 } else { 0.0 };
+            let m2 = masked_lane_sums(xs, ms, |v| (v - mean) * (v - mean)).2;
+            (finite, count, mean, m2)
         })
-        .reduce(|| (0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        .reduce(
+            || (true, 0, 0.0, 0.0),
+            |(fa, na, ma, m2a), (fb, nb, mb, m2b)| {
+                let n = na + nb;
+                if n == 0 {
+                    return (fa & fb, 0, 0.0, 0.0);
+                }
+                let delta = mb - ma;
+                let (na, nb, nf) = (na as f64, nb as f64, n as f64);
+                (
+                    fa & fb,
+                    n,
+                    ma + delta * nb / nf,
+                    m2a + m2b + delta * delta * na * nb / nf,
+                )
+            },
+        );
+    if !finite {
+        check_finite("x", x)?;
+    }
     if count < 2 {
         return Err(EngineError::range(
             "mask",
@@ -50,18 +71,7 @@ pub fn masked_whiten<F: Real>(
             count,
         ));
     }
-    let mean = sum / count as f64;
-    let ss: f64 = x
-        .par_chunks(CHUNK)
-        .zip(mask.par_chunks(CHUNK))
-        .map(|(xs, ms)| {
-            xs.iter()
-                .zip(ms)
-                .filter(|(_, &m)| m)
-                .map(|(v, _)| (v.to_f64() - mean).powi(2))
-                .sum::<f64>()
-        })
-        .sum();
+    let ss = m2;
     let scale = 1.0 / (ss / (count as f64 - 1.0) + WHITEN_EPS).sqrt();
     let (m, s) = (F::from_f64(mean), F::from_f64(scale));
     let back = if shift_mean { F::ZERO } else { m };
@@ -73,6 +83,37 @@ pub fn masked_whiten<F: Real>(
                 .for_each(|(o, &v)| *o = (v - m) * s + back);
         });
     Ok(())
+}
+
+/// Over the elements with `mask` true: whether all of `xs` are finite, their count, and the sum
+/// of `f(x as f64)`, in independent lanes so that the loop vectorises (a float sum in a single
+/// accumulator cannot be reordered by the compiler).
+fn masked_lane_sums<F: Real>(
+    xs: &[F],
+    mask: &[bool],
+    f: impl Fn(f64) -> f64,
+) -> (bool, usize, f64) {
+    const LANES: usize = 8;
+    let (mut fin, mut cnt, mut acc) = ([true; LANES], [0usize; LANES], [0.0f64; LANES]);
+    let (mut xl, mut ml) = (xs.chunks_exact(LANES), mask.chunks_exact(LANES));
+    for (x, m) in (&mut xl).zip(&mut ml) {
+        for j in 0..LANES {
+            fin[j] &= x[j].is_finite();
+            cnt[j] += m[j] as usize;
+            acc[j] += if m[j] { f(x[j].to_f64()) } else { 0.0 };
+        }
+    }
+    let (mut finite, mut count, mut sum) = (
+        fin.iter().all(|&f| f),
+        cnt.iter().sum::<usize>(),
+        acc.iter().sum::<f64>(),
+    );
+    for (x, &m) in xl.remainder().iter().zip(ml.remainder()) {
+        finite &= x.is_finite();
+        count += m as usize;
+        sum += if m { f(x.to_f64()) } else { 0.0 };
+    }
+    (finite, count, sum)
 }
 
 #[cfg(test)]
