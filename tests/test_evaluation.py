@@ -6,10 +6,9 @@ import itertools
 
 import numpy as np
 import pytest
+from asyppo.evaluation import avg_at_k, pass_at_k, sample_metrics
 from hypothesis import given
 from hypothesis import strategies as st
-
-from asyppo.evaluation import avg_at_k, pass_at_k, sample_metrics
 
 
 def brute_force_pass_at_k(n: int, c: int, k: int) -> float:
@@ -19,7 +18,11 @@ def brute_force_pass_at_k(n: int, c: int, k: int) -> float:
     return sum(any(samples[i] for i in s) for s in subsets) / len(subsets)
 
 
-@given(st.integers(1, 10).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))
+@given(
+    st.integers(1, 10).flatmap(
+        lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))
+    )
+)
 def test_pass_at_k_equals_brute_force_enumeration(nck: tuple[int, int, int]) -> None:
     n, c, k = nck
     assert pass_at_k(n, c, k) == pytest.approx(brute_force_pass_at_k(n, c, k), abs=1e-12)
@@ -48,7 +51,10 @@ def test_sample_metrics_average_over_prompts() -> None:
     table = np.array([[True, False, False, False], [False, False, False, False]])
     metrics = sample_metrics(table)
     assert metrics == {"avg@4": pytest.approx(1 / 8), "pass@4": pytest.approx(0.5)}
-    assert sample_metrics(table, k=1) == {"avg@1": pytest.approx(1 / 8), "pass@1": pytest.approx(1 / 8)}
+    assert sample_metrics(table, k=1) == {
+        "avg@1": pytest.approx(1 / 8),
+        "pass@1": pytest.approx(1 / 8),
+    }
 
 
 def test_sample_metrics_rejects_wrong_shapes() -> None:

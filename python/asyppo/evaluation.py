@@ -27,7 +27,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 def _as_table(correct: np.ndarray) -> np.ndarray:
     table = np.asarray(correct)
     if table.ndim != 2 or table.shape[1] == 0:
-        raise ValueError(f"correct must be a [n_prompts, n_samples] array with n_samples >= 1, got shape {table.shape}")
+        raise ValueError(
+            f"correct must be a [n_prompts, n_samples] array with n_samples >= 1, got shape {table.shape}"
+        )
     return table.astype(bool)
 
 

@@ -15,7 +15,10 @@ def templated_tokenizer():  # type: ignore[no-untyped-def]
 
 
 def test_plain_fallback_joins_system_and_prompt_with_a_blank_line() -> None:
-    assert render_prompt(build_toy_tokenizer(), "1+1=", system_prompt="Be brief.") == "Be brief.\n\n1+1="
+    assert (
+        render_prompt(build_toy_tokenizer(), "1+1=", system_prompt="Be brief.")
+        == "Be brief.\n\n1+1="
+    )
 
 
 def test_plain_fallback_without_system_prompt_is_the_prompt() -> None:
@@ -24,7 +27,10 @@ def test_plain_fallback_without_system_prompt_is_the_prompt() -> None:
 
 def test_default_system_prompt_is_the_papers() -> None:
     assert render_prompt(build_toy_tokenizer(), "q").startswith(PAPER_SYSTEM_PROMPT)
-    assert PAPER_SYSTEM_PROMPT == "Please reason step by step, and put your final answer within \\boxed{}."
+    assert (
+        PAPER_SYSTEM_PROMPT
+        == "Please reason step by step, and put your final answer within \\boxed{}."
+    )
 
 
 def test_chat_template_is_applied_with_generation_prompt() -> None:
@@ -34,4 +40,7 @@ def test_chat_template_is_applied_with_generation_prompt() -> None:
 
 def test_existing_system_message_is_not_doubled() -> None:
     messages = [{"role": "system", "content": "mine"}, {"role": "user", "content": "q"}]
-    assert render_prompt(templated_tokenizer(), messages, system_prompt="S") == "<system>mine</s><user>q</s><assistant>"
+    assert (
+        render_prompt(templated_tokenizer(), messages, system_prompt="S")
+        == "<system>mine</s><user>q</s><assistant>"
+    )

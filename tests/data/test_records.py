@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from asyppo.data import PromptRecord, load_prompts, split_train_eval
 
 ROWS = [
@@ -62,14 +61,20 @@ def test_datasets_dict_with_several_splits_asks_for_one(tmp_path: Path) -> None:
 
 
 def test_blank_lines_are_skipped_but_keep_line_numbers(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "p.jsonl", ["", json.dumps(ROWS[0]), "", "{\"prompt\": \"x\"}"])
+    path = write_jsonl(tmp_path / "p.jsonl", ["", json.dumps(ROWS[0]), "", '{"prompt": "x"}'])
     with pytest.raises(ValueError, match=r"p\.jsonl:4: missing field 'answer'"):
         load_prompts(path)
 
 
 def test_missing_field_names_file_line_and_field(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "bad.jsonl", [json.dumps(ROWS[0]), json.dumps({"question": "1+1=", "answer": "2"})])
-    with pytest.raises(ValueError, match=r"bad\.jsonl:2: missing field 'prompt' \(fields present: 'question', 'answer'\)"):
+    path = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [json.dumps(ROWS[0]), json.dumps({"question": "1+1=", "answer": "2"})],
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"bad\.jsonl:2: missing field 'prompt' \(fields present: 'question', 'answer'\)",
+    ):
         load_prompts(path)
 
 
@@ -81,13 +86,19 @@ def test_invalid_json_names_file_and_line(tmp_path: Path) -> None:
 
 def test_bad_prompt_type_is_named(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "bad.jsonl", [json.dumps({"prompt": 5, "answer": "5"})])
-    with pytest.raises(ValueError, match=r"bad\.jsonl:1: field 'prompt' must be a non-empty string"):
+    with pytest.raises(
+        ValueError, match=r"bad\.jsonl:1: field 'prompt' must be a non-empty string"
+    ):
         load_prompts(path)
 
 
 def test_malformed_chat_message_is_named(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "bad.jsonl", [json.dumps({"prompt": [{"role": "user"}], "answer": "1"})])
-    with pytest.raises(ValueError, match=r"bad\.jsonl:1: field 'prompt' message 0 must be an object"):
+    path = write_jsonl(
+        tmp_path / "bad.jsonl", [json.dumps({"prompt": [{"role": "user"}], "answer": "1"})]
+    )
+    with pytest.raises(
+        ValueError, match=r"bad\.jsonl:1: field 'prompt' message 0 must be an object"
+    ):
         load_prompts(path)
 
 
@@ -96,7 +107,10 @@ def test_bad_parquet_row_names_row_number(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     path = tmp_path / "p.parquet"
-    pq.write_table(pa.Table.from_pylist([{"prompt": "a", "answer": "1"}, {"prompt": "b", "answer": None}]), path)
+    pq.write_table(
+        pa.Table.from_pylist([{"prompt": "a", "answer": "1"}, {"prompt": "b", "answer": None}]),
+        path,
+    )
     with pytest.raises(ValueError, match=r"p\.parquet row 1: missing field 'answer'"):
         load_prompts(path)
 

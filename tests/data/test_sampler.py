@@ -6,7 +6,6 @@ import itertools
 import json
 
 import pytest
-
 from asyppo.data import PromptRecord, PromptSampler
 
 
@@ -32,7 +31,7 @@ def test_epochs_use_different_orders_and_count_up() -> None:
     sampler = PromptSampler(records(10), batch_size=5, seed=0)
     first, second = take(sampler, 2), take(sampler, 2)
     assert sampler.epoch == 1
-    assert sorted(sum(first, [])) == sorted(sum(second, [])) == list(range(10))
+    assert sorted(itertools.chain(*first)) == sorted(itertools.chain(*second)) == list(range(10))
     assert first != second
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from asyppo.rewards import extract_boxed, normalize_answer
 
 
@@ -46,7 +45,13 @@ def test_non_string_input_raises_type_error() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(" 42. ", "42"), ("$x + 1$", "x+1"), ("\\text{Yes}", "yes"), ("{7}", "7"), ("\\boxed{5}", "5")],
+    [
+        (" 42. ", "42"),
+        ("$x + 1$", "x+1"),
+        ("\\text{Yes}", "yes"),
+        ("{7}", "7"),
+        ("\\boxed{5}", "5"),
+    ],
 )
 def test_normalize_answer_canonicalises(raw: str, expected: str) -> None:
     assert normalize_answer(raw) == expected

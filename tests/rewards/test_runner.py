@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
-
 from asyppo.rewards import RewardConfig, RewardOutput, build_reward_fn
+from pydantic import ValidationError
 
 USER_REWARDS = """
 import time
@@ -39,14 +38,18 @@ def user_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_math_runner_scores_correct_answers_one_and_others_zero() -> None:
     with build_reward_fn(RewardConfig()) as runner:
-        out = runner.score(["\\boxed{85}", "\\boxed{84}", "85", "\\boxed{\\frac{1}{2}}"], ["85", "85", "85", "0.5"])
+        out = runner.score(
+            ["\\boxed{85}", "\\boxed{84}", "85", "\\boxed{\\frac{1}{2}}"], ["85", "85", "85", "0.5"]
+        )
     np.testing.assert_array_equal(out.scores, np.array([1, 0, 0, 1], dtype=np.float32))
     np.testing.assert_array_equal(out.correct, [True, False, False, True])
     assert out.scores.dtype == np.float32 and (out.n_errors, out.n_timeouts) == (0, 0)
 
 
 def test_weights_combine_correctness_format_and_user_reward(user_file: Path) -> None:
-    cfg = RewardConfig(correct_weight=2.0, format_reward=0.1, user_fn=f"{user_file}:half", user_weight=4.0)
+    cfg = RewardConfig(
+        correct_weight=2.0, format_reward=0.1, user_fn=f"{user_file}:half", user_weight=4.0
+    )
     with build_reward_fn(cfg) as runner:
         out = runner.score(["\\boxed{3}", "\\boxed{4}", "no box"], ["3", "3", "3"])
     np.testing.assert_allclose(out.scores, [2.0 + 0.1 + 2.0, 0.1 + 2.0, 2.0], rtol=1e-6)
@@ -66,11 +69,15 @@ def test_non_numeric_user_reward_is_counted_as_error(user_file: Path) -> None:
     assert out.n_errors == 1 and out.scores[0] == 0.0
 
 
-def test_slow_reward_times_out_off_the_main_thread_and_the_rest_still_scores(user_file: Path) -> None:
+def test_slow_reward_times_out_off_the_main_thread_and_the_rest_still_scores(
+    user_file: Path,
+) -> None:
     cfg = RewardConfig(verifier="none", user_fn=f"{user_file}:slow_on_wait", timeout_s=0.3)
     results: list[RewardOutput] = []
     with build_reward_fn(cfg) as runner:
-        thread = threading.Thread(target=lambda: results.append(runner.score(["wait", "go"], ["", ""])))
+        thread = threading.Thread(
+            target=lambda: results.append(runner.score(["wait", "go"], ["", ""]))
+        )
         thread.start()
         thread.join()
     (out,) = results
@@ -81,9 +88,11 @@ def test_slow_reward_times_out_off_the_main_thread_and_the_rest_still_scores(use
 
 
 def test_mismatched_lengths_raise() -> None:
-    with build_reward_fn(RewardConfig(verifier="exact")) as runner:
-        with pytest.raises(ValueError, match="2 responses but 1 answers"):
-            runner.score(["a", "b"], ["a"])
+    with (
+        build_reward_fn(RewardConfig(verifier="exact")) as runner,
+        pytest.raises(ValueError, match="2 responses but 1 answers"),
+    ):
+        runner.score(["a", "b"], ["a"])
 
 
 def test_bad_user_spec_fails_when_building() -> None:
@@ -103,4 +112,9 @@ def test_config_rejects_scoring_nothing() -> None:
 
 def test_metrics_are_flat_and_prefixed() -> None:
     out = RewardOutput(np.array([1.0, 0.0], np.float32), np.array([True, False]), 1, 0)
-    assert out.metrics() == {"reward/mean": 0.5, "reward/accuracy": 0.5, "reward/n_errors": 1.0, "reward/n_timeouts": 0.0}
+    assert out.metrics() == {
+        "reward/mean": 0.5,
+        "reward/accuracy": 0.5,
+        "reward/n_errors": 1.0,
+        "reward/n_timeouts": 0.0,
+    }

@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from asyppo.rewards import load_user_reward
 
-REWARD_SOURCE = "def length_reward(response, answer):\n    return float(len(response))\n\nNOT_CALLABLE = 3\n"
+REWARD_SOURCE = (
+    "def length_reward(response, answer):\n    return float(len(response))\n\nNOT_CALLABLE = 3\n"
+)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from asyppo.rewards import exact_correct, has_boxed_answer, math_correct
 
 

@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
 from asyppo.data import load_prompts
 from asyppo.rewards import math_correct
 from asyppo.toy import (
@@ -25,10 +23,13 @@ from asyppo.toy import (
 from asyppo.toy import builtin as builtin_module
 from asyppo.toy.model import count_parameters
 from asyppo.toy.task import parse_prompt, response_text
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 TINY = ToySettings(
     task=ArithmeticTask(low=0, high=9, n_eval=20),
-    warm_start=WarmStartSettings(max_steps=4, batch_size=8, eval_every=2, n_probe=8, target_accuracy=1.0),
+    warm_start=WarmStartSettings(
+        max_steps=4, batch_size=8, eval_every=2, n_probe=8, target_accuracy=1.0
+    ),
 )
 
 
@@ -97,8 +98,12 @@ def test_warm_start_stops_at_the_first_probe_that_reaches_the_target() -> None:
     tokenizer = build_toy_tokenizer()
     model = build_toy_model(tokenizer, CRITIC_SIZE, seed=0)
     train, _ = task_splits(ArithmeticTask(low=0, high=9, n_eval=10))
-    settings = WarmStartSettings(max_steps=50, batch_size=4, eval_every=3, n_probe=4, target_accuracy=0.0)
-    report = warm_start(model, tokenizer, [r["prompt"] for r in train], [r["answer"] for r in train], settings)
+    settings = WarmStartSettings(
+        max_steps=50, batch_size=4, eval_every=3, n_probe=4, target_accuracy=0.0
+    )
+    report = warm_start(
+        model, tokenizer, [r["prompt"] for r in train], [r["answer"] for r in train], settings
+    )
     assert report.steps == 3
 
 
@@ -120,11 +125,18 @@ def test_builtin_actor_is_an_hf_model_directory(cache: Path) -> None:
 def test_builtin_critic_shares_the_actor_tokenizer(cache: Path) -> None:
     critic = resolve_builtin("builtin:toy-critic", cache, settings=TINY)
     actor = resolve_builtin("builtin:toy-actor", cache, settings=TINY)
-    assert AutoTokenizer.from_pretrained(critic).get_vocab() == AutoTokenizer.from_pretrained(actor).get_vocab()
-    assert AutoModelForCausalLM.from_pretrained(critic).config.hidden_size == CRITIC_SIZE.hidden_size
+    assert (
+        AutoTokenizer.from_pretrained(critic).get_vocab()
+        == AutoTokenizer.from_pretrained(actor).get_vocab()
+    )
+    assert (
+        AutoModelForCausalLM.from_pretrained(critic).config.hidden_size == CRITIC_SIZE.hidden_size
+    )
 
 
-def test_builtin_assets_are_reused_from_the_cache(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_builtin_assets_are_reused_from_the_cache(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = resolve_builtin("builtin:toy-critic", cache, settings=TINY)
 
     def must_not_build(*args: object) -> None:
@@ -134,7 +146,9 @@ def test_builtin_assets_are_reused_from_the_cache(cache: Path, monkeypatch: pyte
     assert resolve_builtin("builtin:toy-critic", cache, settings=TINY) == first
 
 
-def test_failed_build_leaves_no_asset_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_build_leaves_no_asset_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def crash(settings: ToySettings, out: Path) -> None:
         out.mkdir()
         (out / "config.json").write_text("{")

@@ -16,14 +16,19 @@ def _messages(prompt: Prompt, system_prompt: str | None) -> ChatMessages:
     elif isinstance(prompt, list):
         messages = [dict(m) for m in prompt]
     else:
-        raise TypeError(f"render_prompt: prompt must be str or a list of messages, got {type(prompt).__name__}")
+        raise TypeError(
+            f"render_prompt: prompt must be str or a list of messages, got {type(prompt).__name__}"
+        )
     if system_prompt and not any(m.get("role") == "system" for m in messages):
         messages.insert(0, {"role": "system", "content": system_prompt})
     return messages
 
 
 def render_prompt(
-    tokenizer: PreTrainedTokenizerBase, prompt: Prompt, *, system_prompt: str | None = PAPER_SYSTEM_PROMPT
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: Prompt,
+    *,
+    system_prompt: str | None = PAPER_SYSTEM_PROMPT,
 ) -> str:
     """The prompt text to tokenize (with ``add_special_tokens=False``).
 

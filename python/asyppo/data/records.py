@@ -7,12 +7,12 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 ChatMessages = list[dict[str, str]]
-Prompt = Union[str, ChatMessages]
+Prompt = str | ChatMessages
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -43,7 +43,7 @@ def _check_prompt(value: Any, where: str, key: str) -> Prompt:
                 or not isinstance(message.get("role"), str)
                 or not isinstance(message.get("content"), str)
             ):
-                raise ValueError(
+                raise ValueError(  # noqa: TRY004 (bad data, reported like every malformed row)
                     f"{where}: field {key!r} message {j} must be an object with string 'role' and "
                     f"'content', got {message!r:.80}"
                 )
@@ -61,7 +61,9 @@ def _check_answer(value: Any, where: str, key: str) -> str:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    raise ValueError(f"{where}: field {key!r} must be a string or a number, got {type(value).__name__}")
+    raise ValueError(
+        f"{where}: field {key!r} must be a string or a number, got {type(value).__name__}"
+    )
 
 
 def make_record(
@@ -70,7 +72,9 @@ def make_record(
     """Validate one raw row (a mapping) into a `PromptRecord`; ValueError names ``where`` and the
     missing or bad field."""
     if not isinstance(row, Mapping):
-        raise ValueError(f"{where}: expected an object with fields {prompt_key!r} and {answer_key!r}, got {type(row).__name__}")
+        raise ValueError(  # noqa: TRY004 (bad data, reported like every malformed row)
+            f"{where}: expected an object with fields {prompt_key!r} and {answer_key!r}, got {type(row).__name__}"
+        )
     for key in (prompt_key, answer_key):
         if key not in row or row[key] is None:
             present = ", ".join(map(repr, row)) or "none"
@@ -92,7 +96,9 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
             try:
                 yield where, json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+                raise ValueError(
+                    f"{where}: invalid JSON ({exc.msg} at column {exc.colno})"
+                ) from None
 
 
 def _table_rows(rows: Iterable[Any], name: str) -> Iterator[tuple[str, Any]]:
@@ -115,7 +121,7 @@ def _datasets_rows(path: Path) -> Iterator[tuple[str, Any]]:
             splits = ", ".join(sorted(loaded))
             raise ValueError(
                 f"{path}: a DatasetDict with splits {splits}; point at one split's directory "
-                f"(e.g. {path / sorted(loaded)[0]})"
+                f"(e.g. {path / min(loaded)})"
             )
         loaded = next(iter(loaded.values()))
     assert isinstance(loaded, Dataset)
@@ -153,21 +159,27 @@ def load_prompts(
 
 
 def split_train_eval(
-    records: list[PromptRecord], *, eval_size: int | float, seed: int
+    records: list[PromptRecord], *, eval_size: float, seed: int
 ) -> tuple[list[PromptRecord], list[PromptRecord]]:
     """Disjoint ``(train, eval)``: a seeded random ``eval_size`` records (a count, or a fraction
     in (0, 1)) are held out; both splits keep the input order."""
     n = len(records)
     if isinstance(eval_size, float):
         if not 0.0 < eval_size < 1.0:
-            raise ValueError(f"split_train_eval: fractional eval_size must be in (0, 1), got {eval_size}")
+            raise ValueError(
+                f"split_train_eval: fractional eval_size must be in (0, 1), got {eval_size}"
+            )
         n_eval = max(1, round(eval_size * n))
     elif isinstance(eval_size, int) and not isinstance(eval_size, bool):
         n_eval = eval_size
     else:
-        raise TypeError(f"split_train_eval: eval_size must be int or float, got {type(eval_size).__name__}")
+        raise TypeError(
+            f"split_train_eval: eval_size must be int or float, got {type(eval_size).__name__}"
+        )
     if not 0 < n_eval < n:
-        raise ValueError(f"split_train_eval: eval_size={eval_size} leaves no train or no eval rows out of {n}")
+        raise ValueError(
+            f"split_train_eval: eval_size={eval_size} leaves no train or no eval rows out of {n}"
+        )
     held = np.zeros(n, dtype=bool)
     held[np.random.default_rng(seed).permutation(n)[:n_eval]] = True
     return [r for r, h in zip(records, held) if not h], [r for r, h in zip(records, held) if h]

@@ -65,13 +65,21 @@ class PromptSampler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state``; ValueError if it was saved for other records or settings."""
-        for key, mine in (("seed", self.seed), ("batch_size", self.batch_size), ("n_records", len(self.records))):
+        for key, mine in (
+            ("seed", self.seed),
+            ("batch_size", self.batch_size),
+            ("n_records", len(self.records)),
+        ):
             if key not in state:
                 raise ValueError(f"PromptSampler.load_state_dict: state has no {key!r}")
             if state[key] != mine:
-                raise ValueError(f"PromptSampler.load_state_dict: state was saved with {key}={state[key]}, this sampler has {mine}")
+                raise ValueError(
+                    f"PromptSampler.load_state_dict: state was saved with {key}={state[key]}, this sampler has {mine}"
+                )
         epoch, position = int(state["epoch"]), int(state["position"])
         if epoch < 0 or not 0 <= position <= self.batches_per_epoch:
-            raise ValueError(f"PromptSampler.load_state_dict: bad position epoch={epoch} position={position}")
+            raise ValueError(
+                f"PromptSampler.load_state_dict: bad position epoch={epoch} position={position}"
+            )
         self.epoch, self.position = epoch, position
         self._order = self._permutation(epoch)

@@ -11,10 +11,10 @@ from asyppo.rewards.user import load_user_reward
 from asyppo.rewards.verifiers import exact_correct, has_boxed_answer, math_correct
 
 __all__ = [
+    "ResponseScorer",
     "RewardConfig",
     "RewardOutput",
     "RewardRunner",
-    "ResponseScorer",
     "build_reward_fn",
     "exact_correct",
     "extract_boxed",

@@ -44,5 +44,7 @@ class RewardConfig(BaseModel):
     @model_validator(mode="after")
     def _scores_something(self) -> RewardConfig:
         if self.verifier == "none" and self.user_fn is None and self.format_reward == 0:
-            raise ValueError("reward: verifier is 'none' and neither user_fn nor format_reward is set")
+            raise ValueError(
+                "reward: verifier is 'none' and neither user_fn nor format_reward is set"
+            )
         return self

@@ -66,7 +66,7 @@ def _worker_main(read_fd: int, write_fd: int) -> None:
         scorer = ResponseScorer(cfg)
         if cfg.verifier == "math":
             import math_verify  # noqa: F401  (pay the sympy import before the clock starts)
-    except Exception as exc:  # reported to the parent, which scores everything as an error
+    except Exception as exc:  # noqa: BLE001 (reported to the parent, which scores all as errors)
         conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
         return
     conn.send(("ready", None))
@@ -80,7 +80,7 @@ def _worker_main(read_fd: int, write_fd: int) -> None:
         for response, answer in batch:
             try:
                 conn.send(("ok", *scorer(response, answer)))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (any reward failure is a counted 0)
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
@@ -112,7 +112,9 @@ class RewardRunner:
         code = "import sys; from asyppo.rewards.runner import _worker_main as m; m(*map(int, sys.argv[1:]))"
         self._proc = subprocess.Popen(
             [sys.executable, "-c", code, str(to_child_r), str(to_parent_w)],
-            pass_fds=(to_child_r, to_parent_w), env=env, stdin=subprocess.DEVNULL,
+            pass_fds=(to_child_r, to_parent_w),
+            env=env,
+            stdin=subprocess.DEVNULL,
         )
         os.close(to_child_r)
         os.close(to_parent_w)
@@ -213,7 +215,7 @@ class RewardRunner:
                     pass
             self._kill()
 
-    def __enter__(self) -> RewardRunner:
+    def __enter__(self) -> RewardRunner:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -222,7 +224,8 @@ class RewardRunner:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # interpreter shutdown: the worker sees EOF and exits by itself
+        # At interpreter shutdown close() may fail; the worker then sees EOF and exits by itself.
+        except Exception:  # noqa: BLE001, S110
             pass
 
 

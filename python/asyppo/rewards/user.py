@@ -49,7 +49,9 @@ def load_user_reward(spec: str) -> UserReward:
         try:
             module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
-            raise ValueError(f"user reward {spec!r}: cannot import module {target!r} ({exc})") from exc
+            raise ValueError(
+                f"user reward {spec!r}: cannot import module {target!r} ({exc})"
+            ) from exc
     if not hasattr(module, attr):
         raise ValueError(f"user reward {spec!r}: {target!r} has no attribute {attr!r}")
     fn = getattr(module, attr)

@@ -22,7 +22,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from asyppo.toy.model import ACTOR_SIZE, CRITIC_SIZE, ToyModelSize, build_toy_model, count_parameters
+from asyppo.toy.model import (
+    ACTOR_SIZE,
+    CRITIC_SIZE,
+    ToyModelSize,
+    build_toy_model,
+    count_parameters,
+)
 from asyppo.toy.task import ArithmeticTask, task_splits, write_jsonl
 from asyppo.toy.tokenizer import build_toy_tokenizer
 from asyppo.toy.warmstart import WarmStartSettings, warm_start
@@ -92,14 +98,22 @@ def _build_actor(settings: ToySettings, out: Path) -> None:
     model = build_toy_model(tokenizer, settings.actor, seed=settings.actor_seed)
     train, _ = task_splits(settings.task)
     started = time.perf_counter()
-    logger.info("building the toy actor (%d parameters): supervised warm-start", count_parameters(model))
+    logger.info(
+        "building the toy actor (%d parameters): supervised warm-start", count_parameters(model)
+    )
     report = warm_start(
-        model, tokenizer, [r["prompt"] for r in train], [r["answer"] for r in train], settings.warm_start
+        model,
+        tokenizer,
+        [r["prompt"] for r in train],
+        [r["answer"] for r in train],
+        settings.warm_start,
     )
     seconds = time.perf_counter() - started
     logger.info(
         "toy actor warm-started: %d steps, held-in probe accuracy %.1f%%, %.1fs",
-        report.steps, 100 * report.probe_accuracy, seconds,
+        report.steps,
+        100 * report.probe_accuracy,
+        seconds,
     )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -113,7 +127,9 @@ def _build_critic(settings: ToySettings, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def resolve_builtin(uri: str, cache_dir: str | Path, *, settings: ToySettings = DEFAULT_TOY) -> Path:
+def resolve_builtin(
+    uri: str, cache_dir: str | Path, *, settings: ToySettings = DEFAULT_TOY
+) -> Path:
     """Local path of the ``builtin:`` asset ``uri``, building and caching it on first use.
 
     ``uri`` is one of ``builtin:toy-actor`` (warm-started actor dir, ~20-40 s to build on 2 CPU

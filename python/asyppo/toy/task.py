@@ -27,7 +27,9 @@ class ArithmeticTask:
 
     def __post_init__(self) -> None:
         if not 0 <= self.low <= self.high:
-            raise ValueError(f"ArithmeticTask: need 0 <= low <= high, got low={self.low}, high={self.high}")
+            raise ValueError(
+                f"ArithmeticTask: need 0 <= low <= high, got low={self.low}, high={self.high}"
+            )
         n_pairs = (self.high - self.low + 1) ** 2
         if not 0 < self.n_eval < n_pairs:
             raise ValueError(f"ArithmeticTask: n_eval must be in (0, {n_pairs}), got {self.n_eval}")

@@ -82,12 +82,19 @@ def greedy_accuracy(
     for start in range(0, len(prompts), batch_size):
         chunk = list(prompts[start : start + batch_size])
         enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="left")
-        out = model.generate(
-            **enc, do_sample=False, max_new_tokens=max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        out = model.generate(  # type: ignore[operator]
+            **enc,
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
         )
-        texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        correct += sum(t == f"\\boxed{{{a}}}" for t, a in zip(texts, answers[start : start + batch_size]))
+        texts = tokenizer.batch_decode(
+            out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True
+        )
+        correct += sum(
+            t == f"\\boxed{{{a}}}" for t, a in zip(texts, answers[start : start + batch_size])
+        )
     model.train(was_training)
     return correct / max(len(prompts), 1)
 
@@ -103,7 +110,9 @@ def warm_start(
     if len(train_prompts) != len(train_answers):
         raise ValueError("warm_start: train_prompts and train_answers differ in length")
     if settings.n_probe > len(train_prompts):
-        raise ValueError(f"warm_start: n_probe={settings.n_probe} exceeds {len(train_prompts)} prompts")
+        raise ValueError(
+            f"warm_start: n_probe={settings.n_probe} exceeds {len(train_prompts)} prompts"
+        )
     rng = np.random.default_rng(settings.seed)
     torch.manual_seed(settings.seed)
     probe = rng.choice(len(train_prompts), size=settings.n_probe, replace=False)
