@@ -102,3 +102,23 @@ def test_dumped_config_loads_back_to_the_same_config(tmp_path: Path) -> None:
 
 def test_config_reference_doc_matches_the_schema() -> None:
     assert (ROOT / "docs" / "config.md").read_text() == config_reference()
+
+
+def test_overriding_one_key_of_a_section_keeps_the_sections_other_defaults() -> None:
+    default = TrainConfig()
+    cfg = load_train_config(None, ["actor.optim.schedule=cosine", "critic.optim.grad_clip=0.5"])
+    assert cfg.actor.optim.lr == default.actor.optim.lr
+    assert cfg.critic.optim.weight_decay == default.critic.optim.weight_decay
+    assert (cfg.actor.optim.schedule, cfg.critic.optim.grad_clip) == ("cosine", 0.5)
+
+
+def test_every_nested_default_equals_a_fresh_section() -> None:
+    # Guards the invariant above: a section's embedded default must be its class default.
+    def walk(model: object) -> None:
+        for name, field in type(model).model_fields.items():  # type: ignore[attr-defined]
+            value = getattr(model, name)
+            if hasattr(type(value), "model_fields"):
+                assert value == type(value)(), f"{type(model).__name__}.{name}"
+                walk(value)
+
+    walk(TrainConfig())

@@ -42,7 +42,7 @@ class Assets:
             "rollout.n=4", "rollout.max_new_tokens=6", "trainer.steps=2", "trainer.eval_every=0",
             "reward.verifier=none", f"reward.user_fn={self.rewards}:digit_share", "logging.tensorboard=false",
             "logging.progress_bar=false", "logging.console_every=0", "actor.optim.warmup_steps=0",
-            "critic.optim.warmup_steps=0", "actor.optim.lr=1e-3", *extra,
+            "critic.optim.warmup_steps=0", "actor.optim.lr=1e-3", "trainer.mini_batch_size=null", *extra,
         ]
 
 

@@ -26,7 +26,11 @@ class Section(BaseModel):
 
 
 class OptimConfig(Section):
-    """AdamW with linear warm-up then decay, and gradient-norm clipping."""
+    """AdamW with linear warm-up then decay, and gradient-norm clipping.
+
+    Sections are embedded with their *class* defaults (a partial YAML or override of a section
+    keeps the other keys' defaults), so each place with other defaults has its own subclass.
+    """
 
     lr: float = Field(1e-6, gt=0, description="Peak learning rate (AsyPPO A.3: actor 1e-6, critics 1e-5).")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (A.3: actor 0, critics 1e-2).")
@@ -40,14 +44,26 @@ class OptimConfig(Section):
     grad_clip: float | None = Field(1.0, gt=0, description="Max global gradient L2 norm; null: no clipping.")
 
 
+class ActorOptimConfig(OptimConfig):
+    """The actor's optimizer (defaults: the embedded toy run)."""
+
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate (AsyPPO A.3: 1e-6 for a 4B-14B actor).")
+    warmup_steps: int = Field(2, ge=0, description="Optimizer steps of linear warm-up from 0 to lr (A.3: 50).")
+
+
+class CriticOptimConfig(OptimConfig):
+    """Each critic's optimizer (defaults: the embedded toy run)."""
+
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate (AsyPPO A.3: 1e-5 for 0.6B-1.7B critics).")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (A.3: 1e-2).")
+    warmup_steps: int = Field(2, ge=0, description="Optimizer steps of linear warm-up from 0 to lr (A.3: 5).")
+
+
 class ActorConfig(ModelConfig):
     """The policy: any HF causal LM. Its tokenizer is the run's tokenizer."""
 
     path: str | None = Field("builtin:toy-actor", description="HF causal-LM directory or builtin:toy-actor.")
-    optim: OptimConfig = Field(
-        default_factory=lambda: OptimConfig(lr=2e-4, warmup_steps=2, schedule="constant"),
-        description="Actor optimizer.",
-    )
+    optim: ActorOptimConfig = Field(default_factory=ActorOptimConfig, description="Actor optimizer.")
 
 
 class CriticConfig(ModelConfig):
@@ -64,9 +80,8 @@ class CriticConfig(ModelConfig):
         description="How responses are dealt to critics (DESIGN §3.3): disjoint shards of every "
         "prompt group (AsyPPO), shared (naive ensemble), random (uniform split ignoring groups).",
     )
-    optim: OptimConfig = Field(
-        default_factory=lambda: OptimConfig(lr=1e-3, weight_decay=0.01, warmup_steps=2),
-        description="Optimizer settings, one optimizer per critic.",
+    optim: CriticOptimConfig = Field(
+        default_factory=CriticOptimConfig, description="Optimizer settings, one optimizer per critic."
     )
     warmup_steps: int = Field(
         0, ge=0, description="Training steps in which only the critics update (the actor waits)."
@@ -77,12 +92,12 @@ class RolloutConfig(Section):
     """Sampling of G responses per prompt (DESIGN §3.1)."""
 
     engine: Literal["hf", "vllm"] = Field("hf", description="hf: transformers generate (CPU); vllm: GPU.")
-    prompts_per_step: int = Field(32, ge=1, description="B: prompts sampled per training step.")
+    prompts_per_step: int = Field(64, ge=1, description="B: prompts sampled per training step.")
     n: int = Field(8, ge=1, description="G: responses per prompt.")
     temperature: float = Field(1.0, ge=0, description="Sampling temperature (A.3: 0.99); 0 = greedy.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (A.3: 0.99).")
     top_k: int = Field(0, ge=0, description="Top-k sampling, 0 = off (A.3: 100).")
-    max_new_tokens: int = Field(12, ge=1, description="Response length limit (A.3: 8000).")
+    max_new_tokens: int = Field(8, ge=1, description="Response length limit (A.3: 8000).")
     batch_size: int = Field(512, ge=1, description="Max sequences per generate call (hf engine).")
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1, description="vllm engine only.")
     tensor_parallel_size: int = Field(1, ge=1, description="vllm engine only.")
@@ -107,10 +122,10 @@ class DataConfig(Section):
 class TrainerConfig(Section):
     """The loop: steps, update-to-data ratio, batching, evaluation and checkpoints."""
 
-    steps: int = Field(40, ge=1, description="Training steps (one rollout batch each).")
+    steps: int = Field(80, ge=1, description="Training steps (one rollout batch each).")
     ppo_epochs: int = Field(1, ge=1, description="UTD: passes over each rollout batch (A.3: 1 or 4).")
     mini_batch_size: int | None = Field(
-        None, ge=1, description="Sequences per optimizer step; null: the whole batch (one step per epoch)."
+        128, ge=1, description="Sequences per optimizer step; null: the whole batch (one step per epoch)."
     )
     micro_batch_tokens: int = Field(
         8192, ge=1, description="Token budget (prompt + response) of one forward pass; gradients accumulate."
