@@ -49,6 +49,10 @@ class ActorOptimConfig(OptimConfig):
 
     lr: float = Field(1e-3, gt=0, description="Peak learning rate (AsyPPO A.3: 1e-6 for a 4B-14B actor).")
     warmup_steps: int = Field(2, ge=0, description="Optimizer steps of linear warm-up from 0 to lr (A.3: 50).")
+    schedule: Literal["constant", "linear", "cosine"] = Field(
+        "cosine", description="Decay after warm-up, reaching min_lr_ratio * lr at the last step."
+    )
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Final lr as a fraction of lr.")
 
 
 class CriticOptimConfig(OptimConfig):
@@ -122,7 +126,7 @@ class DataConfig(Section):
 class TrainerConfig(Section):
     """The loop: steps, update-to-data ratio, batching, evaluation and checkpoints."""
 
-    steps: int = Field(80, ge=1, description="Training steps (one rollout batch each).")
+    steps: int = Field(70, ge=1, description="Training steps (one rollout batch each).")
     ppo_epochs: int = Field(1, ge=1, description="UTD: passes over each rollout batch (A.3: 1 or 4).")
     mini_batch_size: int | None = Field(
         128, ge=1, description="Sequences per optimizer step; null: the whole batch (one step per epoch)."
