@@ -50,8 +50,12 @@ def _train(args: argparse.Namespace) -> int:
     from asyppo.trainer import train
     from asyppo.trainer.report import print_run_report
 
-    cfg = load_train_config(args.config, args.overrides)
-    result = train(cfg, resume=args.resume)
+    resume, overrides = args.resume, list(args.overrides)
+    if isinstance(resume, str) and "=" in resume:
+        # `--resume key=value ...`: argparse took the first override as DIR; give it back.
+        resume, overrides = True, [resume, *overrides]
+    cfg = load_train_config(args.config, overrides)
+    result = train(cfg, resume=resume)
     print_run_report(result)
     return 0
 
