@@ -205,8 +205,8 @@ fn sample_brackets<F: Real>(std: &[F], ranks: &[usize]) -> Vec<Bracket<F>> {
 }
 
 /// Tally a chunk against each bracket, and check finiteness. Counting runs over blocks of
-/// `BLOCK` values as branch-free loops; only blocks holding an inside value are scanned again
-/// to gather it.
+/// `BLOCK` values as branch-free loops that also set one bit per inside value; the inside values
+/// are then gathered through the set bits.
 fn tally_chunk<F: Real>(xs: &[F], brackets: &[Bracket<F>]) -> (bool, Vec<Tally<F>>) {
     let mut finite = true;
     let mut tallies: Vec<Tally<F>> = brackets
@@ -222,25 +222,20 @@ fn tally_chunk<F: Real>(xs: &[F], brackets: &[Bracket<F>]) -> (bool, Vec<Tally<F
         finite &= block.iter().fold(true, |ok, x| ok & x.is_finite());
         for (br, t) in brackets.iter().zip(tallies.iter_mut()) {
             let (a, b, distinct) = (br.a, br.b, br.a != br.b);
-            let (mut below, mut at_a, mut at_b, mut inside) = (0usize, 0usize, 0usize, 0usize);
-            for &x in block {
-                below += (x < a) as usize;
-                at_a += (x == a) as usize;
-                at_b += (distinct & (x == b)) as usize;
-                inside += ((x > a) & (x < b)) as usize;
+            let (mut below, mut at_a, mut at_b, mut inside) = (0u32, 0u32, 0u32, 0u64);
+            for (i, &x) in block.iter().enumerate() {
+                below += (x < a) as u32;
+                at_a += (x == a) as u32;
+                at_b += (distinct & (x == b)) as u32;
+                inside |= (((x > a) & (x < b)) as u64) << i;
             }
-            t.below += below;
-            t.at_a += at_a;
-            t.at_b += at_b;
-            if inside > 0 {
-                // Branch-free compaction: inside values are common enough to defeat prediction.
-                let mut kept = [F::ZERO; BLOCK];
-                let mut k = 0;
-                for &x in block {
-                    kept[k] = x;
-                    k += ((x > a) & (x < b)) as usize;
-                }
-                t.inside.extend_from_slice(&kept[..k]);
+            t.below += below as usize;
+            t.at_a += at_a as usize;
+            t.at_b += at_b as usize;
+            // Visit only the inside values, through the set bits.
+            while inside != 0 {
+                t.inside.push(block[inside.trailing_zeros() as usize]);
+                inside &= inside - 1;
             }
         }
     }
