@@ -36,7 +36,7 @@ RUNS = {
 }
 COMMON = [
     "actor.path={actor}", "data.train={train}", "data.eval={eval}", "rollout.prompts_per_step=8",
-    "rollout.n=4", "rollout.max_new_tokens=24", "trainer.micro_batch_tokens=1024", "logging.tensorboard=false",
+    "rollout.n=4", "rollout.max_new_tokens=24", "trainer.mini_batch_size=null", "trainer.micro_batch_tokens=1024", "logging.tensorboard=false",
     "logging.progress_bar=false", "logging.console_every=0", "runtime.cpu_threads=2",
 ]
 
@@ -105,7 +105,9 @@ def main() -> None:
         for algo in RUNS:
             cmd = [sys.executable, __file__, "--worker", algo, "--assets", json.dumps(assets),
                    "--steps", str(args.steps), "--warmup", str(args.warmup), "--out", str(Path(tmp) / f"run_{algo}")]
-            done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"{algo} worker failed:\n{done.stderr[-3000:]}")
             results[algo] = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"{algo:7s} step {results[algo]['step_time_s']:.2f} s   peak RSS {results[algo]['peak_rss_mb']:.0f} MiB",
                   flush=True)
