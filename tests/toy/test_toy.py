@@ -11,6 +11,7 @@ from asyppo.rewards import math_correct
 from asyppo.toy import (
     ACTOR_SIZE,
     CRITIC_SIZE,
+    TOY_RL_SETTINGS,
     ArithmeticTask,
     ToySettings,
     WarmStartSettings,
@@ -168,3 +169,16 @@ def test_cache_key_follows_the_settings() -> None:
 def test_unknown_builtin_lists_the_valid_names(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="valid: builtin:toy-actor, builtin:toy-critic"):
         resolve_builtin("builtin:toy-bogus", tmp_path)
+
+
+def test_rl_settings_are_valid_trainer_overrides() -> None:
+    import yaml
+    from asyppo.config import load_train_config
+
+    overrides = [
+        f"{key}={yaml.safe_dump(value).splitlines()[0]}" for key, value in TOY_RL_SETTINGS.items()
+    ]
+    cfg = load_train_config(None, overrides)
+    assert cfg.actor.optim.lr == TOY_RL_SETTINGS["actor.optim.lr"]
+    assert cfg.rollout.prompts_per_step == TOY_RL_SETTINGS["rollout.prompts_per_step"]
+    assert cfg.data.system_prompt is None

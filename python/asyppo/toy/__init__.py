@@ -4,8 +4,6 @@ assets (see `resolve_builtin`) so that ``python -m asyppo train`` needs no downl
 
 from __future__ import annotations
 
-from typing import Any
-
 from asyppo.toy.builtin import (
     BUILTIN_NAMES,
     DEFAULT_TOY,
@@ -14,11 +12,10 @@ from asyppo.toy.builtin import (
     resolve_builtin,
 )
 from asyppo.toy.model import ACTOR_SIZE, CRITIC_SIZE, ToyModelSize, build_toy_model, toy_config
+from asyppo.toy.rl_settings import TOY_RL_SETTINGS
 from asyppo.toy.task import ArithmeticTask, task_splits
 from asyppo.toy.tokenizer import build_toy_tokenizer
 from asyppo.toy.warmstart import WarmStartSettings, greedy_accuracy, warm_start
-
-TOY_RL_SETTINGS: dict[str, Any] = {}
 
 __all__ = [
     "ACTOR_SIZE",
