@@ -118,3 +118,13 @@ def test_metrics_are_flat_and_prefixed() -> None:
         "reward/n_errors": 1.0,
         "reward/n_timeouts": 0.0,
     }
+
+
+def test_user_reward_module_is_importable_in_the_worker(
+    user_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The module is only on this process's sys.path; the worker must see it too.
+    monkeypatch.syspath_prepend(str(user_file.parent))
+    with build_reward_fn(RewardConfig(verifier="none", user_fn="user_rewards:half")) as runner:
+        out = runner.score(["anything"], ["1"])
+    assert (out.n_errors, float(out.scores[0])) == (0, 0.5)
