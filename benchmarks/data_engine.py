@@ -1,0 +1,161 @@
+"""Benchmark of the Rust data engine (issue 2, item 6). Not a test: it prints a Markdown table.
+
+For each kernel on a packed batch it reports the median wall time, the median time of a plain
+numpy copy of the same input + output bytes (every input and output array copied once, measured
+in the same run), and their ratio. GAE is also compared with the per-timestep torch loop over a
+padded ``[1024, 8192]`` batch that common RL frameworks use, and the percentile masks with two
+``torch.kthvalue`` calls.
+
+    python benchmarks/data_engine.py            # 4M-token and 16M-token batches
+    python benchmarks/data_engine.py --quick    # 4M-token batch only, fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from asyppo import engine
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> float:
+    fn()  # warm-up: first-touch page faults, thread pool start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def copy_time(arrays: Sequence[Any], repeats: int) -> float:
+    """Time of copying every array once with numpy (reads and writes the same bytes)."""
+    arrays = [np.asarray(a) for a in arrays]
+    return median_time(lambda: [np.copy(a) for a in arrays], repeats)
+
+
+def flat(result: Any) -> list[np.ndarray]:
+    if isinstance(result, np.ndarray):
+        return [result]
+    return [np.asarray(x) for x in result]
+
+
+def make_batch(n_seq: int, max_len: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, max_len + 1, n_seq)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    t = int(offsets[-1])
+    rewards = np.zeros(t, np.float32)
+    rewards[offsets[1:] - 1] = rng.integers(0, 2, n_seq)
+    return {
+        "lengths": lengths.astype(np.int64),
+        "offsets": offsets,
+        "rewards": rewards,
+        "critic_values": rng.normal(size=(2, t)).astype(np.float32),
+        "values": rng.normal(size=t).astype(np.float32),
+        "std": np.abs(rng.normal(size=t)).astype(np.float32),
+        "mask": rng.random(t) < 0.9,
+        "group_ids": np.repeat(np.arange(n_seq // 8 + 1), 8)[:n_seq].astype(np.int64),
+        "scores": rng.integers(0, 2, n_seq).astype(np.float32),
+    }
+
+
+def padded_torch_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
+    """The per-timestep loop over a padded [B, L] batch as written in common PPO implementations."""
+    length = rewards.shape[1]
+    last = torch.zeros(rewards.shape[0])
+    reversed_adv = []
+    for t in reversed(range(length)):
+        next_values = values[:, t + 1] if t < length - 1 else torch.zeros_like(last)
+        delta = rewards[:, t] + gamma * next_values - values[:, t]
+        last = delta + gamma * lam * last
+        last = last * mask[:, t]
+        reversed_adv.append(last)
+    advantages = torch.stack(reversed_adv[::-1], dim=1)
+    return advantages, advantages + values
+
+
+def kernels(b: dict[str, np.ndarray]) -> list[tuple[str, Callable[[], Any], list[np.ndarray]]]:
+    """(name, call, inputs) for every kernel of the facade."""
+    return [
+        ("gae", lambda: engine.gae(b["rewards"], b["values"], b["offsets"], 1.0, 1.0), [b["rewards"], b["values"], b["offsets"]]),
+        ("aggregate_values (M=2)", lambda: engine.aggregate_values(b["critic_values"]), [b["critic_values"]]),
+        ("percentile_masks (batch)", lambda: engine.percentile_masks(b["std"], 0.2, 0.2), [b["std"]]),
+        (
+            "percentile_masks (sequence)",
+            lambda: engine.percentile_masks(b["std"], 0.2, 0.2, offsets=b["offsets"], scope="sequence"),
+            [b["std"], b["offsets"]],
+        ),
+        ("masked_whiten", lambda: engine.masked_whiten(b["values"], b["mask"]), [b["values"], b["mask"]]),
+        ("broadcast_to_tokens", lambda: engine.broadcast_to_tokens(b["scores"], b["offsets"]), [b["scores"], b["offsets"]]),
+        ("shard_groups (M=2)", lambda: engine.shard_groups(b["group_ids"], 2, 0), [b["group_ids"]]),
+        ("group_advantages", lambda: engine.group_advantages(b["scores"], b["group_ids"]), [b["scores"], b["group_ids"]]),
+        ("pack_microbatches", lambda: engine.pack_microbatches(b["lengths"], 65536), [b["lengths"]]),
+        ("balanced_partition (8)", lambda: engine.balanced_partition(b["lengths"], 8), [b["lengths"]]),
+    ]
+
+
+def run(label: str, n_seq: int, max_len: int, repeats: int, baselines: bool) -> list[str]:
+    b = make_batch(n_seq, max_len, seed=n_seq)
+    t = int(b["offsets"][-1])
+    rows = []
+    for name, call, inputs in kernels(b):
+        outputs = flat(call())
+        kernel = median_time(call, repeats)
+        copy = copy_time([*inputs, *outputs], repeats)
+        extra = ""
+        if baselines and name == "gae":
+            lengths = b["lengths"]
+            cols = np.arange(max_len)[None, :] < lengths[:, None]
+            pad = np.zeros((n_seq, max_len), np.float32)
+            pr, pv = torch.from_numpy(pad.copy()), torch.from_numpy(pad.copy())
+            pr[torch.from_numpy(cols)] = torch.from_numpy(b["rewards"])
+            pv[torch.from_numpy(cols)] = torch.from_numpy(b["values"])
+            pm = torch.from_numpy(cols.astype(np.float32))
+            loop = median_time(lambda: padded_torch_gae(pr, pv, pm, 1.0, 1.0), max(1, repeats // 3))
+            extra = f"padded torch loop {loop * 1e3:.0f} ms: engine {loop / kernel:.0f}x faster"
+        if baselines and name == "percentile_masks (batch)":
+            s = torch.from_numpy(b["std"])
+            k = int(0.2 * t)
+
+            def kth() -> Any:
+                lo = torch.kthvalue(s, max(k, 1)).values
+                hi = torch.kthvalue(s, t - k + 1).values
+                return s > lo, s < hi
+
+            kt = median_time(kth, repeats)
+            extra = f"torch.kthvalue x2 {kt * 1e3:.1f} ms: engine {kt / kernel:.1f}x faster"
+        rows.append(f"| {label} | {name} | {kernel * 1e3:.2f} | {copy * 1e3:.2f} | {kernel / copy:.2f} | {extra} |")
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="4M-token batch only, 3 repeats")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args(argv)
+    repeats = 3 if args.quick else args.repeats
+    torch.set_num_threads(os.cpu_count() or 1)
+    print(f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print()
+    print("| batch | kernel | time (ms) | numpy copy of its bytes (ms) | ratio | baseline |")
+    print("|---|---|---:|---:|---:|---|")
+    batches = [("1,024 seqs, ~4.2M tokens", 1024, 8192, True)]
+    if not args.quick:
+        batches.append(("4,096 seqs, ~16.8M tokens", 4096, 8192, False))
+    for label, n_seq, max_len, baselines in batches:
+        for row in run(label, n_seq, max_len, repeats, baselines):
+            print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
