@@ -128,3 +128,17 @@ def test_user_reward_module_is_importable_in_the_worker(
     with build_reward_fn(RewardConfig(verifier="none", user_fn="user_rewards:half")) as runner:
         out = runner.score(["anything"], ["1"])
     assert (out.n_errors, float(out.scores[0])) == (0, 0.5)
+
+
+def test_worker_that_cannot_load_the_reward_scores_everything_as_errors(tmp_path: Path) -> None:
+    # Loads in this process (so building succeeds) but raises in the worker (run as `python -c`).
+    path = tmp_path / "parent_only.py"
+    path.write_text(
+        "import sys\nif sys.argv[0] == '-c':\n    raise ImportError('not in the worker')\n"
+        "def half(response, answer):\n    return 0.5\n"
+    )
+    with build_reward_fn(RewardConfig(verifier="none", user_fn=f"{path}:half")) as runner:
+        first = runner.score(["a", "b"], ["1", "2"])
+        second = runner.score(["c"], ["3"])
+    assert (first.n_errors, second.n_errors) == (2, 1)
+    assert first.first_error is not None and "not in the worker" in first.first_error

@@ -101,6 +101,9 @@ class RewardRunner:
         self._conn: Connection | None = None
         self._ready = False
         self._fatal: str | None = None
+        # Set when the worker reports that the config itself cannot be served: restarting it
+        # would fail the same way, so every later item is scored as an error straight away.
+        self._broken: str | None = None
         self._start()
 
     def _start(self) -> None:
@@ -135,6 +138,9 @@ class RewardRunner:
 
     def _wait_ready(self) -> bool:
         """Start the worker if needed and wait for its hello; False if it cannot start."""
+        if self._broken is not None:
+            self._fatal = self._broken
+            return False
         if self._proc is None:
             self._start()
         if self._ready:
@@ -146,7 +152,7 @@ class RewardRunner:
                 if kind == "ready":
                     self._ready = True
                     return True
-                self._fatal = message
+                self._fatal = self._broken = message
             else:
                 self._fatal = f"reward worker did not start within {_STARTUP_TIMEOUT_S:.0f}s"
         except (EOFError, OSError) as exc:
