@@ -147,7 +147,7 @@ fn select_extremes<F: Real>(
 }
 
 const CHUNK: usize = 1 << 16;
-const BLOCK: usize = 64;
+const BLOCK: usize = 32;
 const SAMPLE: usize = 1 << 14;
 
 /// Values `a <= b` expected to bracket the value of boundary rank `rank`; `-inf`/`+inf` when
@@ -204,38 +204,44 @@ fn sample_brackets<F: Real>(std: &[F], ranks: &[usize]) -> Vec<Bracket<F>> {
         .collect()
 }
 
-/// Tally a chunk against each bracket, and check finiteness. Counting runs over blocks of
-/// `BLOCK` values as branch-free loops that also set one bit per inside value; the inside values
-/// are then gathered through the set bits.
-fn tally_chunk<F: Real>(xs: &[F], brackets: &[Bracket<F>]) -> (bool, Vec<Tally<F>>) {
+/// Tally a chunk against both brackets, and check finiteness, in one branch-free (vectorised)
+/// counting loop per block of `BLOCK` values; a block holding inside values is then compacted.
+fn tally_chunk<F: Real>(xs: &[F], br: &[Bracket<F>; 2]) -> (bool, [Tally<F>; 2]) {
+    let empty = || Tally {
+        below: 0,
+        at_a: 0,
+        at_b: 0,
+        inside: Vec::new(),
+    };
+    let mut tallies = [empty(), empty()];
     let mut finite = true;
-    let mut tallies: Vec<Tally<F>> = brackets
-        .iter()
-        .map(|_| Tally {
-            below: 0,
-            at_a: 0,
-            at_b: 0,
-            inside: Vec::new(),
-        })
-        .collect();
+    let (a, b) = ([br[0].a, br[1].a], [br[0].b, br[1].b]);
+    let distinct = [a[0] != b[0], a[1] != b[1]];
     for block in xs.chunks(BLOCK) {
-        finite &= block.iter().fold(true, |ok, x| ok & x.is_finite());
-        for (br, t) in brackets.iter().zip(tallies.iter_mut()) {
-            let (a, b, distinct) = (br.a, br.b, br.a != br.b);
-            let (mut below, mut at_a, mut at_b, mut inside) = (0u32, 0u32, 0u32, 0u64);
-            for (i, &x) in block.iter().enumerate() {
-                below += (x < a) as u32;
-                at_a += (x == a) as u32;
-                at_b += (distinct & (x == b)) as u32;
-                inside |= (((x > a) & (x < b)) as u64) << i;
+        let (mut below, mut at_a, mut at_b, mut inside) =
+            ([0u32; 2], [0u32; 2], [0u32; 2], [0u32; 2]);
+        for &x in block {
+            finite &= x.is_finite();
+            for j in 0..2 {
+                below[j] += (x < a[j]) as u32;
+                at_a[j] += (x == a[j]) as u32;
+                at_b[j] += (distinct[j] & (x == b[j])) as u32;
+                inside[j] += ((x > a[j]) & (x < b[j])) as u32;
             }
-            t.below += below as usize;
-            t.at_a += at_a as usize;
-            t.at_b += at_b as usize;
-            // Visit only the inside values, through the set bits.
-            while inside != 0 {
-                t.inside.push(block[inside.trailing_zeros() as usize]);
-                inside &= inside - 1;
+        }
+        for (j, t) in tallies.iter_mut().enumerate() {
+            t.below += below[j] as usize;
+            t.at_a += at_a[j] as usize;
+            t.at_b += at_b[j] as usize;
+            if inside[j] > 0 {
+                // Branch-free compaction: inside values are too common for branch prediction.
+                let mut kept = [F::ZERO; BLOCK];
+                let mut k = 0;
+                for &x in block {
+                    kept[k] = x;
+                    k += ((x > a[j]) & (x < b[j])) as usize;
+                }
+                t.inside.extend_from_slice(&kept[..k]);
             }
         }
     }
@@ -245,7 +251,7 @@ fn tally_chunk<F: Real>(xs: &[F], brackets: &[Bracket<F>]) -> (bool, Vec<Tally<F
 /// The threshold of bracket `side` from the chunks' tallies, or `None` if the bracket missed
 /// the boundary rank.
 fn resolve<F: Real>(
-    tallies: &[Vec<Tally<F>>],
+    tallies: &[[Tally<F>; 2]],
     side: usize,
     br: &Bracket<F>,
 ) -> Option<Threshold<F>> {
@@ -306,10 +312,20 @@ fn mask_batch<F: Real>(
         .into_iter()
         .flatten()
         .collect();
-    let mut brackets = sample_brackets(std, &ranks);
+    // Both sides are always tallied; a missing side gets a bracket that gathers nothing.
+    let sampled = sample_brackets(std, &ranks);
+    let unused = Bracket {
+        rank: 0,
+        a: F::from_f64(f64::INFINITY),
+        b: F::from_f64(f64::INFINITY),
+    };
+    let mut brackets = [
+        sampled.first().copied().unwrap_or(unused),
+        sampled.get(1).copied().unwrap_or(unused),
+    ];
     let mut found: Vec<Option<Threshold<F>>>;
     loop {
-        let (finite, tallies): (Vec<bool>, Vec<Vec<Tally<F>>>) = std
+        let (finite, tallies): (Vec<bool>, Vec<[Tally<F>; 2]>) = std
             .par_chunks(chunk)
             .map(|xs| tally_chunk(xs, &brackets))
             .unzip();
@@ -318,6 +334,7 @@ fn mask_batch<F: Real>(
         }
         found = brackets
             .iter()
+            .take(ranks.len())
             .enumerate()
             .map(|(i, br)| resolve(&tallies, i, br))
             .collect();
