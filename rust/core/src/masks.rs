@@ -75,10 +75,9 @@ pub fn percentile_masks<F: Real>(
                 .zip(bounds.par_windows(2))
                 .for_each(|((adv, ent), w)| {
                     let base = offsets[w[0]] as usize;
-                    let mut keys = Vec::new();
                     for s in w[0]..w[1] {
                         let (a, b) = (offsets[s] as usize, offsets[s + 1] as usize);
-                        let (lows, highs) = select_extremes(std, a..b, low, high, &mut keys);
+                        let (lows, highs) = select_extremes(std, a..b, low, high);
                         lows.iter().for_each(|&p| adv[p - base] = false);
                         highs.iter().for_each(|&p| ent[p - base] = false);
                     }
@@ -102,7 +101,7 @@ pub fn percentile_masks<F: Real>(
                     let positions = members
                         .iter()
                         .flat_map(|&s| offsets[s] as usize..offsets[s + 1] as usize);
-                    let (lows, highs) = select_extremes(std, positions, low, high, &mut Vec::new());
+                    let (lows, highs) = select_extremes(std, positions, low, high);
                     (lows.to_vec(), highs.to_vec())
                 })
                 .collect();
@@ -121,27 +120,42 @@ pub fn mask_count(frac: f64, n: usize) -> usize {
 }
 
 /// Positions of the `floor(low * n)` lowest and `floor(high * n)` highest `(key, position)` among
-/// `positions`, by two `select_nth_unstable` calls on `keys` (a reusable buffer).
+/// `positions`. For `f32` the pair is packed into one `u64` (key in the high half), which halves
+/// the memory the two `select_nth_unstable` calls move.
 fn select_extremes<F: Real>(
     std: &[F],
-    positions: impl Iterator<Item = usize>,
+    positions: impl Iterator<Item = usize> + Clone,
     low: f64,
     high: f64,
-    keys: &mut Vec<(u64, usize)>,
 ) -> (Vec<usize>, Vec<usize>) {
-    keys.clear();
-    keys.extend(positions.map(|p| (std[p].order_key(), p)));
+    if F::KEY_BITS == 32 && positions.clone().all(|p| p <= u32::MAX as usize) {
+        let mut keys: Vec<u64> = positions
+            .map(|p| (std[p].order_key() << 32) | p as u64)
+            .collect();
+        extremes(&mut keys, low, high, |k| (k & u64::from(u32::MAX)) as usize)
+    } else {
+        let mut keys: Vec<(u64, usize)> = positions.map(|p| (std[p].order_key(), p)).collect();
+        extremes(&mut keys, low, high, |k| k.1)
+    }
+}
+
+fn extremes<T: Ord + Copy>(
+    keys: &mut [T],
+    low: f64,
+    high: f64,
+    position: impl Fn(T) -> usize,
+) -> (Vec<usize>, Vec<usize>) {
     let n = keys.len();
     let (k_low, k_high) = (mask_count(low, n), mask_count(high, n));
     let mut lows = Vec::new();
     if k_low > 0 {
         keys.select_nth_unstable(k_low - 1);
-        lows = keys[..k_low].iter().map(|&(_, p)| p).collect();
+        lows = keys[..k_low].iter().map(|&k| position(k)).collect();
     }
     let mut highs = Vec::new();
     if k_high > 0 {
         keys.select_nth_unstable(n - k_high);
-        highs = keys[n - k_high..].iter().map(|&(_, p)| p).collect();
+        highs = keys[n - k_high..].iter().map(|&k| position(k)).collect();
     }
     (lows, highs)
 }
@@ -497,6 +511,10 @@ mod tests {
             let std: Vec<f64> = (0..n).map(|_| rng.below(4) as f64).collect();
             let group_ids = &groups[..lens.len()];
             let (adv, ent) = run(&std, low, high, Scope::Sequence { offsets: &offsets });
+            let std32: Vec<f32> = std.iter().map(|&x| x as f32).collect();
+            let (mut adv32, mut ent32) = (vec![false; n], vec![false; n]);
+            percentile_masks(&std32, low, high, Scope::Sequence { offsets: &offsets }, &mut adv32, &mut ent32).unwrap();
+            prop_assert_eq!((&adv32, &ent32), (&adv, &ent));
             for w in offsets.windows(2) {
                 let (a, b) = (w[0] as usize, w[1] as usize);
                 let (ra, re) = reference(&std[a..b], low, high);
