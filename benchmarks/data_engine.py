@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from asyppo import engine
 
 
@@ -68,7 +67,9 @@ def make_batch(n_seq: int, max_len: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def padded_torch_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
+def padded_torch_gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+):
     """The per-timestep loop over a padded [B, L] batch as written in common PPO implementations."""
     length = rewards.shape[1]
     last = torch.zeros(rewards.shape[0])
@@ -86,26 +87,83 @@ def padded_torch_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Te
 def kernels(b: dict[str, np.ndarray]) -> list[tuple[str, Callable[[], Any], list[np.ndarray]]]:
     """(name, call, inputs) for every kernel of the facade."""
     return [
-        ("gae", lambda: engine.gae(b["rewards"], b["values"], b["offsets"], 1.0, 1.0), [b["rewards"], b["values"], b["offsets"]]),
-        ("aggregate_values (M=2)", lambda: engine.aggregate_values(b["critic_values"]), [b["critic_values"]]),
-        ("percentile_masks (batch)", lambda: engine.percentile_masks(b["std"], 0.2, 0.2), [b["std"]]),
+        (
+            "gae",
+            lambda: engine.gae(b["rewards"], b["values"], b["offsets"], 1.0, 1.0),
+            [b["rewards"], b["values"], b["offsets"]],
+        ),
+        (
+            "aggregate_values (M=2)",
+            lambda: engine.aggregate_values(b["critic_values"]),
+            [b["critic_values"]],
+        ),
+        (
+            "percentile_masks (batch)",
+            lambda: engine.percentile_masks(b["std"], 0.2, 0.2),
+            [b["std"]],
+        ),
         (
             "percentile_masks (sequence)",
-            lambda: engine.percentile_masks(b["std"], 0.2, 0.2, offsets=b["offsets"], scope="sequence"),
+            lambda: engine.percentile_masks(
+                b["std"], 0.2, 0.2, offsets=b["offsets"], scope="sequence"
+            ),
             [b["std"], b["offsets"]],
         ),
-        ("masked_whiten", lambda: engine.masked_whiten(b["values"], b["mask"]), [b["values"], b["mask"]]),
-        ("broadcast_to_tokens", lambda: engine.broadcast_to_tokens(b["scores"], b["offsets"]), [b["scores"], b["offsets"]]),
+        (
+            "masked_whiten",
+            lambda: engine.masked_whiten(b["values"], b["mask"]),
+            [b["values"], b["mask"]],
+        ),
+        (
+            "broadcast_to_tokens",
+            lambda: engine.broadcast_to_tokens(b["scores"], b["offsets"]),
+            [b["scores"], b["offsets"]],
+        ),
         ("shard_groups (M=2)", lambda: engine.shard_groups(b["group_ids"], 2, 0), [b["group_ids"]]),
-        ("group_advantages", lambda: engine.group_advantages(b["scores"], b["group_ids"]), [b["scores"], b["group_ids"]]),
-        ("pack_microbatches", lambda: engine.pack_microbatches(b["lengths"], 65536), [b["lengths"]]),
-        ("balanced_partition (8)", lambda: engine.balanced_partition(b["lengths"], 8), [b["lengths"]]),
+        (
+            "group_advantages",
+            lambda: engine.group_advantages(b["scores"], b["group_ids"]),
+            [b["scores"], b["group_ids"]],
+        ),
+        (
+            "pack_microbatches",
+            lambda: engine.pack_microbatches(b["lengths"], 65536),
+            [b["lengths"]],
+        ),
+        (
+            "balanced_partition (8)",
+            lambda: engine.balanced_partition(b["lengths"], 8),
+            [b["lengths"]],
+        ),
     ]
+
+
+def padded_loop_time(b: dict[str, np.ndarray], max_len: int, repeats: int) -> float:
+    """Time of ``padded_torch_gae`` on the batch laid out as padded ``[N, max_len]`` tensors."""
+    valid = torch.from_numpy(np.arange(max_len)[None, :] < b["lengths"][:, None])
+    rewards = torch.zeros(valid.shape)
+    values = torch.zeros(valid.shape)
+    rewards[valid] = torch.from_numpy(b["rewards"])
+    values[valid] = torch.from_numpy(b["values"])
+    mask = valid.float()
+    return median_time(lambda: padded_torch_gae(rewards, values, mask, 1.0, 1.0), repeats)
+
+
+def kthvalue_time(std: np.ndarray, frac: float, repeats: int) -> float:
+    """Time of the two ``torch.kthvalue`` calls (and comparisons) that approximate the masks."""
+    s, t = torch.from_numpy(std), len(std)
+    k = max(int(frac * t), 1)
+
+    def kth() -> Any:
+        lo = torch.kthvalue(s, k).values
+        hi = torch.kthvalue(s, t - k + 1).values
+        return s > lo, s < hi
+
+    return median_time(kth, repeats)
 
 
 def run(label: str, n_seq: int, max_len: int, repeats: int, baselines: bool) -> list[str]:
     b = make_batch(n_seq, max_len, seed=n_seq)
-    t = int(b["offsets"][-1])
     rows = []
     for name, call, inputs in kernels(b):
         outputs = flat(call())
@@ -113,39 +171,30 @@ def run(label: str, n_seq: int, max_len: int, repeats: int, baselines: bool) -> 
         copy = copy_time([*inputs, *outputs], repeats)
         extra = ""
         if baselines and name == "gae":
-            lengths = b["lengths"]
-            cols = np.arange(max_len)[None, :] < lengths[:, None]
-            pad = np.zeros((n_seq, max_len), np.float32)
-            pr, pv = torch.from_numpy(pad.copy()), torch.from_numpy(pad.copy())
-            pr[torch.from_numpy(cols)] = torch.from_numpy(b["rewards"])
-            pv[torch.from_numpy(cols)] = torch.from_numpy(b["values"])
-            pm = torch.from_numpy(cols.astype(np.float32))
-            loop = median_time(lambda: padded_torch_gae(pr, pv, pm, 1.0, 1.0), max(1, repeats // 3))
+            loop = padded_loop_time(b, max_len, max(1, repeats // 3))
             extra = f"padded torch loop {loop * 1e3:.0f} ms: engine {loop / kernel:.0f}x faster"
         if baselines and name == "percentile_masks (batch)":
-            s = torch.from_numpy(b["std"])
-            k = int(0.2 * t)
-
-            def kth() -> Any:
-                lo = torch.kthvalue(s, max(k, 1)).values
-                hi = torch.kthvalue(s, t - k + 1).values
-                return s > lo, s < hi
-
-            kt = median_time(kth, repeats)
+            kt = kthvalue_time(b["std"], 0.2, repeats)
             extra = f"torch.kthvalue x2 {kt * 1e3:.1f} ms: engine {kt / kernel:.1f}x faster"
-        rows.append(f"| {label} | {name} | {kernel * 1e3:.2f} | {copy * 1e3:.2f} | {kernel / copy:.2f} | {extra} |")
+        rows.append(
+            f"| {label} | {name} | {kernel * 1e3:.2f} | {copy * 1e3:.2f} | {kernel / copy:.2f} | {extra} |"
+        )
     return rows
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="4M-token batch only, 3 repeats")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
     repeats = 3 if args.quick else args.repeats
     torch.set_num_threads(os.cpu_count() or 1)
-    print(f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+    )
     print()
     print("| batch | kernel | time (ms) | numpy copy of its bytes (ms) | ratio | baseline |")
     print("|---|---|---:|---:|---:|---|")

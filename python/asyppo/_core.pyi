@@ -3,18 +3,21 @@
 Arrays must already have the exact dtype and be C-contiguous; ``asyppo.engine`` converts.
 """
 
-from __future__ import annotations
+
+from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
 
-_F = npt.NDArray[np.float32] | npt.NDArray[np.float64]
-_I = npt.NDArray[np.int64]
-_B = npt.NDArray[np.bool_]
+_F: TypeAlias = npt.NDArray[np.float32] | npt.NDArray[np.float64]
+_I: TypeAlias = npt.NDArray[np.int64]
+_B: TypeAlias = npt.NDArray[np.bool_]
 
-def gae(rewards: _F, values: _F, offsets: _I, gamma: float = 1.0, lam: float = 1.0) -> tuple[_F, _F]: ...
+def gae(
+    rewards: _F, values: _F, offsets: _I, gamma: float = 1.0, lam: float = 1.0
+) -> tuple[_F, _F]: ...
 def aggregate_values(values: _F, how: str = "mean") -> tuple[_F, _F]: ...
 def shard_groups(group_ids: _I, n_critics: int, seed: int, mode: str = "disjoint") -> _B: ...
 def percentile_masks(

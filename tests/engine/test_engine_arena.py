@@ -10,21 +10,28 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from asyppo.engine import SharedArena
 from asyppo.engine.arena import _path
 
 
 def run_python(code: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
 
 def test_arrays_round_trip_through_the_arena() -> None:
-    data = {"ids": np.arange(10, dtype=np.int64), "values": np.random.rand(2, 5).astype(np.float32), "none": np.zeros(0)}
+    data = {
+        "ids": np.arange(10, dtype=np.int64),
+        "values": np.random.rand(2, 5).astype(np.float32),
+        "none": np.zeros(0),
+    }
     with SharedArena.from_arrays(data) as arena:
         assert set(arena) == set(data)
         for k, v in data.items():
@@ -108,5 +115,8 @@ def test_bad_spec_is_a_type_error() -> None:
 
 
 def test_unknown_array_lists_the_known_ones() -> None:
-    with SharedArena.create({"x": ((1,), np.int8)}) as arena, pytest.raises(KeyError, match="not in this arena"):
+    with (
+        SharedArena.create({"x": ((1,), np.int8)}) as arena,
+        pytest.raises(KeyError, match="not in this arena"),
+    ):
         arena["y"]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from asyppo import engine
 from hypothesis import given
 from hypothesis import strategies as st
-
-from asyppo import engine
 
 lengths_st = st.lists(st.integers(0, 500), min_size=0, max_size=60)
 
@@ -17,7 +16,9 @@ def covers_once(parts: list[np.ndarray], n: int) -> bool:
 
 
 @given(lengths=lengths_st, budget=st.integers(1, 2000))
-def test_microbatches_cover_each_sequence_once_within_token_budget(lengths: list[int], budget: int) -> None:
+def test_microbatches_cover_each_sequence_once_within_token_budget(
+    lengths: list[int], budget: int
+) -> None:
     lens = np.array(lengths, dtype=np.int64)
     parts = engine.pack_microbatches(lens, budget)
     assert covers_once(parts, len(lens))
@@ -27,7 +28,9 @@ def test_microbatches_cover_each_sequence_once_within_token_budget(lengths: list
 
 
 @given(lengths=lengths_st, budget=st.integers(1, 2000))
-def test_padded_microbatches_keep_count_times_longest_within_budget(lengths: list[int], budget: int) -> None:
+def test_padded_microbatches_keep_count_times_longest_within_budget(
+    lengths: list[int], budget: int
+) -> None:
     lens = np.array(lengths, dtype=np.int64)
     parts = engine.pack_microbatches(lens, budget, padded=True)
     assert covers_once(parts, len(lens))
@@ -79,15 +82,20 @@ def test_partition_of_many_sequences_is_nearly_even() -> None:
     assert max(sums) - min(sums) <= 100
 
 
-@pytest.mark.parametrize("fn,kwargs,match", [
-    (engine.pack_microbatches, {"max_tokens": 0}, "max_tokens: expected an integer in"),
-    (engine.balanced_partition, {"n_parts": 0}, "n_parts: expected an integer in"),
-])
+@pytest.mark.parametrize(
+    "fn,kwargs,match",
+    [
+        (engine.pack_microbatches, {"max_tokens": 0}, "max_tokens: expected an integer in"),
+        (engine.balanced_partition, {"n_parts": 0}, "n_parts: expected an integer in"),
+    ],
+)
 def test_planning_rejects_non_positive_budget_or_parts(fn, kwargs, match: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=match):
         fn(np.array([1, 2]), **kwargs)
 
 
 def test_planning_rejects_negative_lengths() -> None:
-    with pytest.raises(ValueError, match="lengths: expected non-negative lengths, got -1 at index 1"):
+    with pytest.raises(
+        ValueError, match="lengths: expected non-negative lengths, got -1 at index 1"
+    ):
         engine.pack_microbatches(np.array([1, -1]), 4)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from asyppo.engine import TrajectoryBuffer
 
 PROMPTS = [[11, 12], [13], [14, 15, 16]]
@@ -17,7 +16,15 @@ def build() -> TrajectoryBuffer:
     for i, (p, r) in enumerate(zip(PROMPTS, RESPONSES)):
         lp = -np.arange(1, len(r) + 1, dtype=np.float32) - 10 * i
         values = np.stack([lp, 2 * lp])
-        buf.append(p, r, group_id=i // 2, reward=float(i), policy_version=7, old_log_probs=lp, values=values)
+        buf.append(
+            p,
+            r,
+            group_id=i // 2,
+            reward=float(i),
+            policy_version=7,
+            old_log_probs=lp,
+            values=values,
+        )
     return buf
 
 
@@ -37,9 +44,15 @@ def test_append_packs_prompts_responses_and_metadata() -> None:
 def test_from_packed_equals_appending_one_by_one() -> None:
     a = build()
     b = TrajectoryBuffer.from_packed(
-        a.prompt_ids, a.prompt_offsets, a.response_ids, a.offsets,
-        group_ids=a.group_ids, rewards=a.rewards, policy_versions=a.policy_versions,
-        old_log_probs=a["old_log_probs"], values=a["values"],
+        a.prompt_ids,
+        a.prompt_offsets,
+        a.response_ids,
+        a.offsets,
+        group_ids=a.group_ids,
+        rewards=a.rewards,
+        policy_versions=a.policy_versions,
+        old_log_probs=a["old_log_probs"],
+        values=a["values"],
     )
     for name in ("prompt_ids", "prompt_offsets", "response_ids", "offsets", "group_ids", "rewards"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
@@ -51,7 +64,9 @@ def test_token_rewards_put_the_scalar_reward_on_the_last_response_token() -> Non
 
 
 def test_per_token_broadcasts_per_sequence_values() -> None:
-    np.testing.assert_array_equal(build().per_token(np.array([1.0, 2.0, 3.0])), [1.0, 1.0, 1.0, 2.0])
+    np.testing.assert_array_equal(
+        build().per_token(np.array([1.0, 2.0, 3.0])), [1.0, 1.0, 1.0, 2.0]
+    )
 
 
 def test_select_gathers_sequences_in_the_given_order() -> None:
@@ -69,8 +84,12 @@ def test_to_padded_lays_out_prompt_then_response_with_masks() -> None:
     np.testing.assert_array_equal(
         out["input_ids"], [[11, 12, 21, 22, 23], [13, 24, 0, 0, 0], [14, 15, 16, 0, 0]]
     )
-    np.testing.assert_array_equal(out["attention_mask"], [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]])
-    np.testing.assert_array_equal(out["response_mask"], [[0, 0, 1, 1, 1], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(
+        out["attention_mask"], [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]]
+    )
+    np.testing.assert_array_equal(
+        out["response_mask"], [[0, 0, 1, 1, 1], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0]]
+    )
     np.testing.assert_array_equal(out["old_log_probs"][0], [0, 0, -1, -2, -3])
     assert out["values"].shape == (2, 3, 5)
 
@@ -85,7 +104,9 @@ def test_from_padded_inverts_to_padded_for_every_field() -> None:
 def test_padded_torch_round_trip_keeps_autograd() -> None:
     buf = build()
     padded = buf.to_padded(as_torch=True)
-    assert isinstance(padded["input_ids"], torch.Tensor) and padded["input_ids"].dtype == torch.int64
+    assert (
+        isinstance(padded["input_ids"], torch.Tensor) and padded["input_ids"].dtype == torch.int64
+    )
     logits = padded["old_log_probs"].clone().requires_grad_(True)
     packed = buf.from_padded(logits * 2)
     assert isinstance(packed, torch.Tensor) and packed.requires_grad
@@ -97,7 +118,11 @@ def test_microbatches_cover_the_batch_within_the_padded_budget() -> None:
     rng = np.random.default_rng(0)
     buf = TrajectoryBuffer()
     for i in range(40):
-        buf.append(rng.integers(0, 9, rng.integers(1, 5)), rng.integers(0, 9, rng.integers(0, 30)), group_id=i // 4)
+        buf.append(
+            rng.integers(0, 9, rng.integers(1, 5)),
+            rng.integers(0, 9, rng.integers(0, 30)),
+            group_id=i // 4,
+        )
     seen = []
     for mb in buf.iter_microbatches(64):
         total = mb.prompt_lengths + mb.response_lengths

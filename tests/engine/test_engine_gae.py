@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from asyppo import engine
 from hypothesis import given
 from hypothesis import strategies as st
-
-from asyppo import engine
 
 
 def reference_gae(r: np.ndarray, v: np.ndarray, offsets: np.ndarray, gamma: float, lam: float):
@@ -34,7 +33,9 @@ def test_gae_matches_reference_on_random_ragged_batch(gamma: float, lam: float) 
     r = rng.normal(size=offsets[-1]).astype(np.float32)
     v = rng.normal(size=offsets[-1]).astype(np.float32)
     adv, ret = engine.gae(r, v, offsets, gamma=gamma, lam=lam)
-    ref_adv, ref_ret = reference_gae(r.astype(np.float64), v.astype(np.float64), offsets, gamma, lam)
+    ref_adv, ref_ret = reference_gae(
+        r.astype(np.float64), v.astype(np.float64), offsets, gamma, lam
+    )
     assert adv.dtype == np.float32 and ret.dtype == np.float32
     np.testing.assert_allclose(adv, ref_adv, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(ret, ref_ret, rtol=1e-5, atol=1e-4)
@@ -111,7 +112,12 @@ def test_gae_rejects_infinite_value_naming_it() -> None:
 
 @pytest.mark.parametrize(
     "offsets,match",
-    [([1, 3], r"offsets\[0\] == 0"), ([0, 2, 1, 3], "non-decreasing"), ([0, 2], "number of tokens"), ([], "at least one")],
+    [
+        ([1, 3], r"offsets\[0\] == 0"),
+        ([0, 2, 1, 3], "non-decreasing"),
+        ([0, 2], "number of tokens"),
+        ([], "at least one"),
+    ],
 )
 def test_gae_rejects_bad_offsets(offsets: list[int], match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -123,7 +129,10 @@ def test_gae_rejects_length_mismatch() -> None:
         engine.gae(np.zeros(3), np.zeros(2), [0, 3])
 
 
-@pytest.mark.parametrize("name,kwargs", [("gamma", {"gamma": 1.5}), ("lam", {"lam": -0.1}), ("gamma", {"gamma": float("nan")})])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [("gamma", {"gamma": 1.5}), ("lam", {"lam": -0.1}), ("gamma", {"gamma": float("nan")})],
+)
 def test_gae_rejects_gamma_lam_outside_unit_interval(name: str, kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=f"^{name}: expected a finite number in"):
         engine.gae(np.zeros(3), np.zeros(3), [0, 3], **kwargs)

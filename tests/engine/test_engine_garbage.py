@@ -5,20 +5,39 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from asyppo import _core, engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from asyppo import _core, engine
-
-dtypes = st.sampled_from([np.float32, np.float64, np.int64, np.int32, np.uint8, np.bool_, np.float16, np.complex64])
+dtypes = st.sampled_from(
+    [np.float32, np.float64, np.int64, np.int32, np.uint8, np.bool_, np.float16, np.complex64]
+)
 arrays = hnp.arrays(dtypes, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6))
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=4),
-    st.sampled_from(["mean", "min", "disjoint", "shared", "random", "batch", "group", "sequence", "grpo", "rloo"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=4),
+    st.sampled_from(
+        [
+            "mean",
+            "min",
+            "disjoint",
+            "shared",
+            "random",
+            "batch",
+            "group",
+            "sequence",
+            "grpo",
+            "rloo",
+        ]
+    ),
 )
 garbage = st.one_of(arrays, scalars, st.lists(st.integers(-5, 20), max_size=6), st.just(object()))
 
@@ -52,11 +71,15 @@ def test_facade_answers_garbage_with_value_or_type_error(which: int, args: list[
     low=st.floats(allow_nan=True),
     high=st.floats(allow_nan=True),
 )
-def test_facade_answers_inconsistent_shapes_with_value_error(offsets: np.ndarray, n: int, low: float, high: float) -> None:
+def test_facade_answers_inconsistent_shapes_with_value_error(
+    offsets: np.ndarray, n: int, low: float, high: float
+) -> None:
     x = np.linspace(0, 1, n, dtype=np.float32)
     for call in (
         lambda: engine.gae(x, x, offsets, gamma=low, lam=high),
-        lambda: engine.percentile_masks(x, low, high, offsets=offsets, group_ids=offsets[1:], scope="group"),
+        lambda: engine.percentile_masks(
+            x, low, high, offsets=offsets, group_ids=offsets[1:], scope="group"
+        ),
         lambda: engine.percentile_masks(x, low, high, offsets=offsets, scope="sequence"),
         lambda: engine.broadcast_to_tokens(x[:3], offsets),
         lambda: engine.pack_microbatches(offsets, n),
@@ -91,13 +114,17 @@ def fuzz(i, args):
 fuzz()
 print("alive")
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0 and done.stdout.strip() == "alive", done.stderr[-2000:]
 
 
 def test_import_of_engine_imports_numpy_but_not_torch() -> None:
     code = "import sys, asyppo.engine; print('torch' in sys.modules, 'numpy' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert done.stdout.split() == ["False", "True"]
 
 

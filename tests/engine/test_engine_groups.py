@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from asyppo import engine
 from hypothesis import given
 from hypothesis import strategies as st
-
-from asyppo import engine
 
 
 def reference(scores: np.ndarray, group_ids: np.ndarray, how: str, eps: float) -> np.ndarray:
@@ -50,7 +49,9 @@ def test_singleton_group_gets_zero_advantage() -> None:
 
 
 def test_all_equal_group_gets_zero_grpo_advantage() -> None:
-    np.testing.assert_array_equal(engine.group_advantages(np.ones(4), np.zeros(4, np.int64)), np.zeros(4))
+    np.testing.assert_array_equal(
+        engine.group_advantages(np.ones(4), np.zeros(4, np.int64)), np.zeros(4)
+    )
 
 
 def test_group_advantages_return_torch_for_torch_scores() -> None:
@@ -80,7 +81,12 @@ def test_group_advantages_reject_unknown_baseline() -> None:
 
 @pytest.mark.parametrize(
     "per_seq",
-    [np.array([1.5, -2.0, 3.0]), np.array([1.5, -2.0, 3.0], np.float32), np.array([4, 5, 6]), np.array([True, False, True])],
+    [
+        np.array([1.5, -2.0, 3.0]),
+        np.array([1.5, -2.0, 3.0], np.float32),
+        np.array([4, 5, 6]),
+        np.array([True, False, True]),
+    ],
 )
 def test_broadcast_matches_numpy_repeat(per_seq: np.ndarray) -> None:
     offsets = np.array([0, 2, 2, 5])

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 import torch
+from asyppo import engine
 from hypothesis import given
 from hypothesis import strategies as st
-
-from asyppo import engine
 
 
 def reference_masks(std: np.ndarray, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +37,9 @@ def test_batch_masks_match_full_sort(dtype: type, n: int) -> None:
     low=st.floats(0, 0.5),
     high=st.floats(0, 0.5),
 )
-def test_masks_have_exact_counts_and_break_ties_by_position(values: list[float], low: float, high: float) -> None:
+def test_masks_have_exact_counts_and_break_ties_by_position(
+    values: list[float], low: float, high: float
+) -> None:
     std = np.array(values, dtype=np.float32)
     adv, ent = engine.percentile_masks(std, low=low, high=high)
     assert (~adv).sum() == math.floor(low * len(std))
@@ -63,7 +65,7 @@ def test_sequence_scope_counts_within_each_sequence() -> None:
     offsets = np.array([0, 10, 10, 11, 40])
     std = rng.random(40).astype(np.float32)
     adv, ent = engine.percentile_masks(std, 0.2, 0.2, offsets=offsets, scope="sequence")
-    for a, b in zip(offsets[:-1], offsets[1:]):
+    for a, b in itertools.pairwise(offsets):
         ref_adv, ref_ent = reference_masks(std[a:b], 0.2, 0.2)
         np.testing.assert_array_equal(adv[a:b], ref_adv)
         np.testing.assert_array_equal(ent[a:b], ref_ent)
@@ -74,9 +76,13 @@ def test_group_scope_counts_over_each_groups_tokens() -> None:
     offsets = np.array([0, 5, 12, 20, 21, 30])
     group_ids = np.array([3, 1, 3, 1, 1])
     std = rng.integers(0, 4, 30).astype(np.float64)
-    adv, ent = engine.percentile_masks(std, 0.25, 0.25, offsets=offsets, group_ids=group_ids, scope="group")
+    adv, ent = engine.percentile_masks(
+        std, 0.25, 0.25, offsets=offsets, group_ids=group_ids, scope="group"
+    )
     for g in (1, 3):
-        pos = np.concatenate([np.arange(offsets[s], offsets[s + 1]) for s in np.flatnonzero(group_ids == g)])
+        pos = np.concatenate(
+            [np.arange(offsets[s], offsets[s + 1]) for s in np.flatnonzero(group_ids == g)]
+        )
         ref_adv, ref_ent = reference_masks(std[pos], 0.25, 0.25)
         np.testing.assert_array_equal(adv[pos], ref_adv)
         np.testing.assert_array_equal(ent[pos], ref_ent)
@@ -85,7 +91,9 @@ def test_group_scope_counts_over_each_groups_tokens() -> None:
 def test_one_group_scope_equals_batch_scope() -> None:
     std = np.random.default_rng(2).random(50)
     offsets = np.array([0, 20, 50])
-    by_group = engine.percentile_masks(std, offsets=offsets, group_ids=np.array([0, 0]), scope="group")
+    by_group = engine.percentile_masks(
+        std, offsets=offsets, group_ids=np.array([0, 0]), scope="group"
+    )
     by_batch = engine.percentile_masks(std)
     np.testing.assert_array_equal(by_group[0], by_batch[0])
     np.testing.assert_array_equal(by_group[1], by_batch[1])

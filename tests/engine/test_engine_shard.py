@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from asyppo import engine
 from hypothesis import given
 from hypothesis import strategies as st
-
-from asyppo import engine
 
 
 def per_group_counts(assign: np.ndarray, group_ids: np.ndarray) -> dict[int, np.ndarray]:
@@ -19,7 +18,9 @@ def per_group_counts(assign: np.ndarray, group_ids: np.ndarray) -> dict[int, np.
     m=st.integers(1, 6),
     seed=st.integers(0, 2**64 - 1),
 )
-def test_disjoint_shards_cover_once_with_floor_or_ceil_of_each_group(group_ids: list[int], m: int, seed: int) -> None:
+def test_disjoint_shards_cover_once_with_floor_or_ceil_of_each_group(
+    group_ids: list[int], m: int, seed: int
+) -> None:
     ids = np.array(group_ids, dtype=np.int64)
     assign = engine.shard_groups(ids, m, seed)
     assert assign.shape == (m, len(ids)) and assign.dtype == np.bool_

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from asyppo import engine
 
 
@@ -39,7 +38,9 @@ def test_masked_whiten_keeps_padded_shape_and_accepts_float_masks() -> None:
     mask[0, :2] = 1.0
     out = engine.masked_whiten(x, mask)
     assert isinstance(out, torch.Tensor) and out.shape == (4, 6)
-    np.testing.assert_allclose(out.numpy(), reference(x.numpy(), mask.numpy(), True), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        out.numpy(), reference(x.numpy(), mask.numpy(), True), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_masked_whiten_rejects_fewer_than_two_masked_elements() -> None:

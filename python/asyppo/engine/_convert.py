@@ -34,7 +34,9 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
         try:
             return x.detach().resolve_conj().resolve_neg().numpy()
         except (TypeError, RuntimeError) as err:
-            raise TypeError(f"{name}: tensor of dtype {x.dtype} has no numpy view ({err})") from None
+            raise TypeError(
+                f"{name}: tensor of dtype {x.dtype} has no numpy view ({err})"
+            ) from None
     if isinstance(x, (list, tuple, numbers.Number)):
         try:
             return np.asarray(x)
@@ -43,7 +45,9 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
     raise TypeError(f"{name}: expected a numpy array or CPU torch tensor, got {type(x).__name__}")
 
 
-def array(x: Any, name: str, kind: Kind, ndim: int | None = 1, dtype: np.dtype | None = None) -> np.ndarray:
+def array(
+    x: Any, name: str, kind: Kind, ndim: int | None = 1, dtype: np.dtype | None = None
+) -> np.ndarray:
     """A C-contiguous numpy view (or copy, only if needed) of ``x`` checked for ``kind`` and ``ndim``.
 
     ``float``: float32 or float64 (or ``dtype`` if given), never from ints; ``int``: any integer

@@ -21,19 +21,24 @@ import struct
 import tempfile
 import weakref
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from asyppo.engine._convert import to_numpy
 
+_Arena = TypeVar("_Arena", bound="SharedArena")
 _MAGIC = b"ASYPPOA1"
 _ALIGN = 64
 _PREFIX = "asyppo-"
 
 
 def _directory() -> str:
-    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+    return (
+        "/dev/shm"
+        if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
+        else tempfile.gettempdir()
+    )
 
 
 def _aligned(n: int) -> int:
@@ -76,15 +81,17 @@ class SharedArena(Mapping[str, np.ndarray]):
         # frombuffer holds a buffer export of the mapping, so the memory outlives close() while
         # any view lives (np.ndarray(buffer=mm) would not, and could read unmapped memory).
         self._views = {
-            k: np.frombuffer(mm, np.dtype(v["dtype"]), int(np.prod(v["shape"])), start + v["offset"]).reshape(
-                v["shape"]
-            )
+            k: np.frombuffer(
+                mm, np.dtype(v["dtype"]), int(np.prod(v["shape"])), start + v["offset"]
+            ).reshape(v["shape"])
             for k, v in layout.items()
         }
         self._finalizer = weakref.finalize(self, _release, mm, _path(name) if owner else None)
 
     @classmethod
-    def create(cls, specs: Mapping[str, tuple[Any, Any]], *, name: str | None = None) -> SharedArena:
+    def create(
+        cls, specs: Mapping[str, tuple[Any, Any]], *, name: str | None = None
+    ) -> SharedArena:
         """A new zero-filled segment with arrays ``{name: (shape, dtype)}``; the caller owns it."""
         layout: dict[str, dict[str, Any]] = {}
         size = 0
@@ -96,9 +103,13 @@ class SharedArena(Mapping[str, np.ndarray]):
                 shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(d) for d in shape)
                 dtype = np.dtype(dtype)
             except (TypeError, ValueError) as err:
-                raise TypeError(f"specs[{key!r}]: expected (shape, dtype), got {spec!r} ({err})") from None
+                raise TypeError(
+                    f"specs[{key!r}]: expected (shape, dtype), got {spec!r} ({err})"
+                ) from None
             if any(d < 0 for d in shape) or dtype.hasobject:
-                raise ValueError(f"specs[{key!r}]: expected non-negative dims and a plain dtype, got {spec!r}")
+                raise ValueError(
+                    f"specs[{key!r}]: expected non-negative dims and a plain dtype, got {spec!r}"
+                )
             layout[key] = {"dtype": dtype.str, "shape": list(shape), "offset": size}
             size += _aligned(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
         header = json.dumps({"arrays": layout}).encode()
@@ -172,7 +183,7 @@ class SharedArena(Mapping[str, np.ndarray]):
         self._views.clear()
         self._finalizer()
 
-    def __enter__(self) -> SharedArena:
+    def __enter__(self: _Arena) -> _Arena:  # noqa: PYI019 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -35,8 +35,15 @@ def _gather_index(offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def _check_offsets(offsets: np.ndarray, n_tokens: int, name: str) -> None:
-    if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != n_tokens or np.any(np.diff(offsets) < 0):
-        raise ValueError(f"{name}: expected non-decreasing offsets from 0 to {n_tokens}, got {offsets}")
+    if (
+        len(offsets) == 0
+        or offsets[0] != 0
+        or offsets[-1] != n_tokens
+        or np.any(np.diff(offsets) < 0)
+    ):
+        raise ValueError(
+            f"{name}: expected non-decreasing offsets from 0 to {n_tokens}, got {offsets}"
+        )
 
 
 def _stored(name: str, doc: str) -> property:
@@ -72,12 +79,16 @@ class TrajectoryBuffer:
         self._pending: list[dict[str, Any]] = []
 
     prompt_ids = _stored("prompt_ids", "int64 ``[P]``: all prompt tokens, packed.")
-    prompt_offsets = _stored("prompt_offsets", "int64 ``[N+1]``: prompt boundaries in ``prompt_ids``.")
+    prompt_offsets = _stored(
+        "prompt_offsets", "int64 ``[N+1]``: prompt boundaries in ``prompt_ids``."
+    )
     response_ids = _stored("response_ids", "int64 ``[T]``: all response tokens, packed.")
     offsets = _stored("offsets", "int64 ``[N+1]``: response boundaries; indexes every token field.")
     group_ids = _stored("group_ids", "int64 ``[N]``: the prompt (group) each response answers.")
     rewards = _stored("rewards", "float32 ``[N]``: scalar reward per sequence.")
-    policy_versions = _stored("policy_versions", "int64 ``[N]``: version of the policy that sampled it.")
+    policy_versions = _stored(
+        "policy_versions", "int64 ``[N]``: version of the policy that sampled it."
+    )
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -103,9 +114,13 @@ class TrajectoryBuffer:
         _check_offsets(buf._data["offsets"], len(buf._data["response_ids"]), "offsets")
         n = len(buf._data["offsets"]) - 1
         if len(buf._data["prompt_offsets"]) != n + 1:
-            raise ValueError(f"prompt_offsets: expected length {n + 1} (as offsets), got {len(buf._data['prompt_offsets'])}")
+            raise ValueError(
+                f"prompt_offsets: expected length {n + 1} (as offsets), got {len(buf._data['prompt_offsets'])}"
+            )
         buf._data["group_ids"] = buf._per_seq(group_ids, "group_ids", "int", n)
-        buf._data["rewards"] = buf._per_seq(np.zeros(n, np.float32) if rewards is None else rewards, "rewards", "float", n)
+        buf._data["rewards"] = buf._per_seq(
+            np.zeros(n, np.float32) if rewards is None else rewards, "rewards", "float", n
+        )
         versions = np.zeros(n, np.int64) if policy_versions is None else policy_versions
         buf._data["policy_versions"] = buf._per_seq(versions, "policy_versions", "int", n)
         for name, value in token_fields.items():
@@ -142,14 +157,18 @@ class TrajectoryBuffer:
         for name, value in token_fields.items():
             a = to_numpy(value, name)
             if a.ndim == 0 or a.shape[-1] != len(r):
-                raise ValueError(f"{name}: expected last axis {len(r)} (response length), got shape {a.shape}")
+                raise ValueError(
+                    f"{name}: expected last axis {len(r)} (response length), got shape {a.shape}"
+                )
             fields[name] = a
         if self._pending:
             expected: set[str] | None = set(self._pending[0]["fields"])
         else:
             expected = set(self._fields) if len(self._data["offsets"]) > 1 else None
         if expected is not None and set(fields) != expected:
-            raise ValueError(f"token_fields: expected {sorted(expected)} as for earlier sequences, got {sorted(fields)}")
+            raise ValueError(
+                f"token_fields: expected {sorted(expected)} as for earlier sequences, got {sorted(fields)}"
+            )
         self._pending.append(
             {
                 "prompt": p,
@@ -165,12 +184,24 @@ class TrajectoryBuffer:
         if not self._pending:
             return
         pend, self._pending = self._pending, []
-        self._data["prompt_ids"] = np.concatenate([self._data["prompt_ids"], *(p["prompt"] for p in pend)])
-        self._data["response_ids"] = np.concatenate([self._data["response_ids"], *(p["response"] for p in pend)])
-        self._data["prompt_offsets"] = _offsets(np.diff(self._data["prompt_offsets"]).tolist() + [len(p["prompt"]) for p in pend])
-        self._data["offsets"] = _offsets(np.diff(self._data["offsets"]).tolist() + [len(p["response"]) for p in pend])
-        self._data["group_ids"] = np.concatenate([self._data["group_ids"], np.array([p["group_id"] for p in pend], np.int64)])
-        self._data["rewards"] = np.concatenate([self._data["rewards"], np.array([p["reward"] for p in pend], np.float32)])
+        self._data["prompt_ids"] = np.concatenate(
+            [self._data["prompt_ids"], *(p["prompt"] for p in pend)]
+        )
+        self._data["response_ids"] = np.concatenate(
+            [self._data["response_ids"], *(p["response"] for p in pend)]
+        )
+        self._data["prompt_offsets"] = _offsets(
+            np.diff(self._data["prompt_offsets"]).tolist() + [len(p["prompt"]) for p in pend]
+        )
+        self._data["offsets"] = _offsets(
+            np.diff(self._data["offsets"]).tolist() + [len(p["response"]) for p in pend]
+        )
+        self._data["group_ids"] = np.concatenate(
+            [self._data["group_ids"], np.array([p["group_id"] for p in pend], np.int64)]
+        )
+        self._data["rewards"] = np.concatenate(
+            [self._data["rewards"], np.array([p["reward"] for p in pend], np.float32)]
+        )
         versions = np.array([p["policy_version"] for p in pend], np.int64)
         self._data["policy_versions"] = np.concatenate([self._data["policy_versions"], versions])
         for name in pend[0]["fields"]:
@@ -225,7 +256,9 @@ class TrajectoryBuffer:
         self._flush()
         a = to_numpy(value, name)
         if a.ndim == 0 or a.shape[-1] != len(self._data["response_ids"]):
-            raise ValueError(f"{name}: expected last axis {len(self._data['response_ids'])} (n_tokens), got shape {a.shape}")
+            raise ValueError(
+                f"{name}: expected last axis {len(self._data['response_ids'])} (n_tokens), got shape {a.shape}"
+            )
         self._fields[name] = a
 
     def token_rewards(self) -> np.ndarray:
@@ -251,19 +284,29 @@ class TrajectoryBuffer:
         n = len(self._data["offsets"]) - 1
         idx = array(indices, "indices", "int")
         if len(idx) and (idx.min() < -n or idx.max() >= n):
-            raise ValueError(f"indices: expected values in [{-n}, {n}), got min {idx.min()}, max {idx.max()}")
+            raise ValueError(
+                f"indices: expected values in [{-n}, {n}), got min {idx.min()}, max {idx.max()}"
+            )
         idx = idx % max(n, 1)
         tok, offsets = _gather_index(self._data["offsets"], idx)
         ptok, prompt_offsets = _gather_index(self._data["prompt_offsets"], idx)
         out = TrajectoryBuffer()
-        out._data["prompt_ids"], out._data["prompt_offsets"] = self._data["prompt_ids"][ptok], prompt_offsets
+        out._data["prompt_ids"], out._data["prompt_offsets"] = (
+            self._data["prompt_ids"][ptok],
+            prompt_offsets,
+        )
         out._data["response_ids"], out._data["offsets"] = self._data["response_ids"][tok], offsets
-        out._data["group_ids"], out._data["rewards"] = self._data["group_ids"][idx], self._data["rewards"][idx]
+        out._data["group_ids"], out._data["rewards"] = (
+            self._data["group_ids"][idx],
+            self._data["rewards"][idx],
+        )
         out._data["policy_versions"] = self._data["policy_versions"][idx]
         out._fields = {k: v[..., tok] for k, v in self._fields.items()}
         return out
 
-    def iter_microbatches(self, max_tokens: int, *, padded: bool = True) -> Iterator[TrajectoryBuffer]:
+    def iter_microbatches(
+        self, max_tokens: int, *, padded: bool = True
+    ) -> Iterator[TrajectoryBuffer]:
         """Sub-buffers whose prompt+response tokens fit ``max_tokens`` (see ``pack_microbatches``;
         ``padded=True`` budgets the ``[B, L]`` padded size that :meth:`to_padded` will produce)."""
         lengths = self.prompt_lengths + self.response_lengths
@@ -281,7 +324,9 @@ class TrajectoryBuffer:
         valid = cols < total[:, None]
         return prompt, valid & ~prompt, valid
 
-    def to_padded(self, pad_id: int = 0, fields: list[str] | None = None, as_torch: bool = False) -> dict[str, Any]:
+    def to_padded(
+        self, pad_id: int = 0, fields: list[str] | None = None, as_torch: bool = False
+    ) -> dict[str, Any]:
         """Model input as right-padded ``[B, L]`` arrays.
 
         Returns ``input_ids`` (int64, prompt then response then ``pad_id``), ``attention_mask``
@@ -293,7 +338,9 @@ class TrajectoryBuffer:
         """
         self._flush()
         prompt, response, valid = self.masks()
-        input_ids = np.full(valid.shape, integer(pad_id, "pad_id", -(2**63), 2**63 - 1), dtype=np.int64)
+        input_ids = np.full(
+            valid.shape, integer(pad_id, "pad_id", -(2**63), 2**63 - 1), dtype=np.int64
+        )
         input_ids[prompt] = self._data["prompt_ids"]
         input_ids[response] = self._data["response_ids"]
         out: dict[str, np.ndarray] = {
@@ -315,7 +362,9 @@ class TrajectoryBuffer:
         _, response, _ = self.masks()
         shape = tuple(padded.shape) if is_torch(padded) else to_numpy(padded, "padded").shape
         if shape[-2:] != response.shape:
-            raise ValueError(f"padded: expected trailing shape {response.shape} (B, L), got {shape}")
+            raise ValueError(
+                f"padded: expected trailing shape {response.shape} (B, L), got {shape}"
+            )
         if is_torch(padded):  # index in torch so that autograd and the device are kept
             return padded[..., sys.modules["torch"].from_numpy(response).to(padded.device)]
         return to_numpy(padded, "padded")[..., response]

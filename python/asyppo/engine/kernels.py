@@ -12,13 +12,25 @@ from __future__ import annotations
 from typing import Any
 
 from asyppo import _core
-from asyppo.engine._convert import array, choice, float_dtype, integer, is_torch, like, real, to_numpy
+from asyppo.engine._convert import (
+    Kind,
+    array,
+    choice,
+    float_dtype,
+    integer,
+    is_torch,
+    like,
+    real,
+    to_numpy,
+)
 
 _U64_MAX = 2**64 - 1
 _I64_MAX = 2**63 - 1
 
 
-def gae(rewards: Any, values: Any, offsets: Any, gamma: float = 1.0, lam: float = 1.0) -> tuple[Any, Any]:
+def gae(
+    rewards: Any, values: Any, offsets: Any, gamma: float = 1.0, lam: float = 1.0
+) -> tuple[Any, Any]:
     """Generalized advantage estimation over a packed batch (Schulman et al. 2016; AsyPPO §3 step 5).
 
     Per sequence ``[a, b)``: ``delta_t = r_t + gamma * V_{t+1} - V_t`` with ``V_b = 0`` (no value
@@ -66,7 +78,9 @@ def aggregate_values(values: Any, how: str = "mean") -> tuple[Any, Any]:
     how = choice(how, "how", ("mean", "min"))
     a = array(values, "values", "float", ndim=2)
     if a.shape[0] < 1:
-        raise ValueError(f"values: expected at least one critic (n_critics >= 1), got shape {a.shape}")
+        raise ValueError(
+            f"values: expected at least one critic (n_critics >= 1), got shape {a.shape}"
+        )
     value, std = _core.aggregate_values(a, how)
     return like(value, is_torch(values)), like(std, is_torch(values))
 
@@ -155,7 +169,10 @@ def group_advantages(scores: Any, group_ids: Any, how: str = "grpo", eps: float 
     """
     how = choice(how, "how", ("grpo", "drgrpo", "rloo"))
     out = _core.group_advantages(
-        array(scores, "scores", "float"), array(group_ids, "group_ids", "int"), how, real(eps, "eps")
+        array(scores, "scores", "float"),
+        array(group_ids, "group_ids", "int"),
+        how,
+        real(eps, "eps"),
     )
     return like(out, is_torch(scores))
 
@@ -173,7 +190,7 @@ def broadcast_to_tokens(per_seq: Any, offsets: Any) -> Any:
         TypeError: other dtypes. ValueError: bad offsets, ``len(per_seq) != N``.
     """
     p = to_numpy(per_seq, "per_seq")
-    kind = "bool" if p.dtype.kind == "b" else "int" if p.dtype.kind in "iu" else "float"
+    kind: Kind = "bool" if p.dtype.kind == "b" else "int" if p.dtype.kind in "iu" else "float"
     out = _core.broadcast_to_tokens(array(p, "per_seq", kind), array(offsets, "offsets", "int"))
     return like(out, is_torch(per_seq))
 
