@@ -144,3 +144,12 @@ def test_split_is_seeded_and_keeps_order() -> None:
 def test_split_rejects_sizes_leaving_a_side_empty() -> None:
     with pytest.raises(ValueError, match="leaves no train or no eval"):
         split_train_eval(records(5), eval_size=5, seed=0)
+
+
+def test_json_array_file_loads_and_names_rows(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps([ROWS[0], {"prompt": "x"}], indent=2))
+    with pytest.raises(ValueError, match=r"p\.json row 1: missing field 'answer'"):
+        load_prompts(path)
+    path.write_text(json.dumps(ROWS, indent=2))
+    assert [r.answer for r in load_prompts(path)] == ["2", "4", "6"]

@@ -87,6 +87,12 @@ def make_record(
     )
 
 
+def _starts_with_array(path: Path) -> bool:
+    with path.open(encoding="utf-8") as f:
+        head = f.read(4096).lstrip()
+    return head.startswith("[")
+
+
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
     with path.open(encoding="utf-8") as f:
         for line_no, line in enumerate(f, start=1):
@@ -99,6 +105,18 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
                 raise ValueError(
                     f"{where}: invalid JSON ({exc.msg} at column {exc.colno})"
                 ) from None
+
+
+def _json_array_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})"
+        ) from None
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a JSON array of rows, got {type(rows).__name__}")  # noqa: TRY004
+    return _table_rows(rows, str(path))
 
 
 def _table_rows(rows: Iterable[Any], name: str) -> Iterator[tuple[str, Any]]:
@@ -134,7 +152,7 @@ def load_prompts(
     """Load every row of ``path`` as a `PromptRecord`.
 
     ``path`` is a JSONL file (``.jsonl``/``.ndjson``/``.json``, one object per line, blank lines
-    skipped), a Parquet file (``.parquet``/``.pq``) or a directory written by
+    skipped), a ``.json`` file holding one array of objects, a Parquet file (``.parquet``/``.pq``) or a directory written by
     ``datasets.Dataset.save_to_disk``. Raises FileNotFoundError for a missing path and ValueError
     for an unknown format or a malformed row, naming the file and line (JSONL) or row (0-based).
     """
@@ -143,6 +161,8 @@ def load_prompts(
         raise FileNotFoundError(f"prompt dataset {str(path)!r} does not exist")
     if path.is_dir():
         rows = _datasets_rows(path)
+    elif path.suffix == ".json" and _starts_with_array(path):
+        rows = _json_array_rows(path)
     elif path.suffix in JSONL_SUFFIXES:
         rows = _jsonl_rows(path)
     elif path.suffix in PARQUET_SUFFIXES:
