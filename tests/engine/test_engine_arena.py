@@ -120,3 +120,14 @@ def test_unknown_array_lists_the_known_ones() -> None:
         pytest.raises(KeyError, match="not in this arena"),
     ):
         arena["y"]
+
+
+def test_a_forked_child_does_not_remove_its_parents_segment() -> None:
+    arena = SharedArena.create({"x": ((2,), np.int64)})
+    pid = os.fork()
+    if pid == 0:  # child: drop its copy of the arena, then leave without running atexit handlers
+        arena.close()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.path.exists(_path(arena.name))
+    arena.close()

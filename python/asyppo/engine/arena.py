@@ -51,9 +51,11 @@ def _path(name: str) -> str:
     return os.path.join(_directory(), _PREFIX + name)
 
 
-def _release(mm: mmap.mmap, path: str | None) -> None:
-    """Unlink (creator only) then unmap; a mapping still viewed by live arrays is unmapped when they go."""
-    if path is not None:
+def _release(mm: mmap.mmap, path: str | None, creator_pid: int) -> None:
+    """Unlink (creator only) then unmap; a mapping still viewed by live arrays is unmapped when they go.
+
+    A forked child inherits the creator's arena object; only the creating process unlinks."""
+    if path is not None and os.getpid() == creator_pid:
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -86,7 +88,9 @@ class SharedArena(Mapping[str, np.ndarray]):
             ).reshape(v["shape"])
             for k, v in layout.items()
         }
-        self._finalizer = weakref.finalize(self, _release, mm, _path(name) if owner else None)
+        self._finalizer = weakref.finalize(
+            self, _release, mm, _path(name) if owner else None, os.getpid()
+        )
 
     @classmethod
     def create(

@@ -59,8 +59,10 @@ pub fn percentile_masks<F: Real>(
             low + high,
         ));
     }
-    adv_keep.fill(true);
-    ent_keep.fill(true);
+    if !matches!(scope, Scope::Batch) {
+        adv_keep.fill(true);
+        ent_keep.fill(true);
+    }
     match scope {
         Scope::Batch => mask_batch(std, low, high, adv_keep, ent_keep),
         Scope::Sequence { offsets } => {
@@ -377,46 +379,64 @@ fn mask_batch<F: Real>(
             .collect()
     };
     let (ties_lo, ties_hi) = (firsts(&t_lo), firsts(&t_hi));
-    let t_lo = t_lo.map(|t| (t.value, t.below));
-    let t_hi = t_hi.map(|t| (t.value, t.below));
+    // Tie ranks (0-based among the values equal to a threshold) that are masked: the first
+    // `k_low - below` on the low side, all from `n - k_high - below` on for the high side.
+    let cut_lo = t_lo.map(|t| Cut {
+        value: t.value,
+        masked_ties: 0..k_low - t.below,
+        keep_above: true,
+    });
+    let cut_hi = t_hi.map(|t| Cut {
+        value: t.value,
+        masked_ties: n - k_high - t.below..usize::MAX,
+        keep_above: false,
+    });
     adv_keep
         .par_chunks_mut(chunk)
         .zip(ent_keep.par_chunks_mut(chunk))
         .zip(std.par_chunks(chunk))
         .zip(ties_lo.into_par_iter().zip(ties_hi))
-        .for_each(
-            |(((adv, ent), xs), ((lo_first, lo_count), (hi_first, hi_count)))| {
-                if let Some((value, below)) = t_lo {
-                    adv.iter_mut().zip(xs).for_each(|(a, &x)| *a = x > value);
-                    // Ties of rank >= k_low - below are past the masked count: keep them.
-                    let take = k_low - below;
-                    if lo_count > 0 && lo_first + lo_count > take {
-                        let mut rank = lo_first;
-                        for (a, &x) in adv.iter_mut().zip(xs) {
-                            if x == value {
-                                *a = rank >= take;
-                                rank += 1;
-                            }
-                        }
-                    }
-                }
-                if let Some((value, below)) = t_hi {
-                    ent.iter_mut().zip(xs).for_each(|(e, &x)| *e = x < value);
-                    // Ties of rank < n - k_high - below come before the masked ones: keep them.
-                    let skip = n - k_high - below;
-                    if hi_count > 0 && hi_first < skip {
-                        let mut rank = hi_first;
-                        for (e, &x) in ent.iter_mut().zip(xs) {
-                            if x == value {
-                                *e = rank < skip;
-                                rank += 1;
-                            }
-                        }
-                    }
-                }
-            },
-        );
+        .for_each(|(((adv, ent), xs), (lo, hi))| {
+            mark(adv, xs, &cut_lo, lo);
+            mark(ent, xs, &cut_hi, hi);
+        });
     Ok(())
+}
+
+/// One side of a batch mask: values strictly beyond `value` on the kept side are kept, values
+/// strictly on the other side are masked, and of the values equal to it those whose tie rank
+/// falls in `masked_ties` are masked.
+struct Cut<F> {
+    value: F,
+    masked_ties: std::ops::Range<usize>,
+    keep_above: bool,
+}
+
+/// Write one chunk of a mask (every element: the batch path does not pre-fill). `ties` is the
+/// chunk's first tie rank and its number of ties; chunks whose ties are all masked need no
+/// second look.
+fn mark<F: Real>(out: &mut [bool], xs: &[F], cut: &Option<Cut<F>>, (first, count): (usize, usize)) {
+    let Some(cut) = cut else {
+        out.fill(true);
+        return;
+    };
+    let v = cut.value;
+    if cut.keep_above {
+        out.iter_mut().zip(xs).for_each(|(o, &x)| *o = x > v);
+    } else {
+        out.iter_mut().zip(xs).for_each(|(o, &x)| *o = x < v);
+    }
+    let all_masked =
+        |last: usize| cut.masked_ties.contains(&first) && cut.masked_ties.contains(&last);
+    if count > 0 && !all_masked(first + count - 1) {
+        let mut rank = first;
+        for (o, &x) in out.iter_mut().zip(xs) {
+            if x == v {
+                *o = !cut.masked_ties.contains(&rank);
+                rank += 1;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
