@@ -165,3 +165,8 @@ def test_from_packed_rejects_inconsistent_offsets() -> None:
 def test_unknown_field_lists_the_known_ones() -> None:
     with pytest.raises(KeyError, match="no such token field"):
         build()["advantages"]
+
+
+def test_from_packed_accepts_boolean_rewards_as_float32() -> None:
+    buf = TrajectoryBuffer.from_packed([1], [0, 1], [2, 3], [0, 2], group_ids=[0], rewards=[True])
+    assert buf.rewards.dtype == np.float32 and buf.rewards.tolist() == [1.0]

@@ -129,8 +129,9 @@ class TrajectoryBuffer:
 
     @staticmethod
     def _per_seq(x: Any, name: str, kind: str, n: int) -> np.ndarray:
-        if kind == "float":  # scalar rewards may come as ints or bools; stored as float32
-            a = array(x, name, "int" if to_numpy(x, name).dtype.kind in "biu" else "float")
+        if kind == "float":  # scalar rewards may come as bools or ints; stored as float32
+            k = to_numpy(x, name).dtype.kind
+            a = array(x, name, "bool" if k == "b" else "int" if k in "iu" else "float")
             a = a.astype(np.float32, copy=False)
         else:
             a = array(x, name, "int")
