@@ -25,9 +25,10 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-ACTOR = {"hidden_size": 768, "intermediate_size": 2048, "num_hidden_layers": 6, "num_attention_heads": 12,
+# Large enough that model and optimizer state, not the ~0.8 GB of imported libraries, dominate RSS.
+ACTOR = {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 6, "num_attention_heads": 16,
          "num_key_value_heads": 4, "head_dim": 64}
-MINI_CRITIC = {"hidden_size": 384, "intermediate_size": 1024, "num_hidden_layers": 6, "num_attention_heads": 6,
+MINI_CRITIC = {"hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 6, "num_attention_heads": 8,
                "num_key_value_heads": 2, "head_dim": 64}
 RUNS = {
     "asyppo": ["algo.name=asyppo", "critic.count=2", "critic.path={mini}"],
@@ -37,17 +38,16 @@ RUNS = {
 COMMON = [
     "actor.path={actor}", "data.train={train}", "data.eval={eval}", "rollout.prompts_per_step=8",
     "rollout.n=4", "rollout.max_new_tokens=24", "trainer.mini_batch_size=null", "trainer.micro_batch_tokens=1024", "logging.tensorboard=false",
-    "logging.progress_bar=false", "logging.console_every=0", "runtime.cpu_threads=2",
+    "logging.progress_bar=false", "logging.console_every=0", "runtime.cpu_threads=1",
 ]
 
 
 def build_assets(root: Path) -> dict[str, str]:
     """Save the actor, full critic and mini critic as HF directories, plus toy prompt files."""
     import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
     from asyppo.toy.task import ArithmeticTask, task_splits, write_jsonl
     from asyppo.toy.tokenizer import build_toy_tokenizer
+    from transformers import Qwen3Config, Qwen3ForCausalLM
 
     tokenizer = build_toy_tokenizer()
     paths = {}
@@ -75,12 +75,16 @@ def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: 
 
     overrides = [o.format(**assets) for o in COMMON + RUNS[algo]] + [f"trainer.output_dir={out_dir}"]
     trainer = Trainer(load_train_config(None, overrides))
-    times = []
+    kept = []
     for i in range(warmup + steps):
         metrics = trainer.train_step()
         if i >= warmup:
-            times.append(metrics["time/step"])
+            kept.append(metrics)
+    times = [m["time/step"] for m in kept]
+    phases = ("generate", "values", "critic", "actor")
     return {
+        **{f"{p}_s": statistics.median(m[f"time/{p}"] for m in kept if f"time/{p}" in m) if any(
+            f"time/{p}" in m for m in kept) else 0.0 for p in phases},
         "step_time_s": statistics.median(times),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "tokens_per_step": metrics["response/length_mean"] * 32,
@@ -105,12 +109,14 @@ def main() -> None:
         for algo in RUNS:
             cmd = [sys.executable, __file__, "--worker", algo, "--assets", json.dumps(assets),
                    "--steps", str(args.steps), "--warmup", str(args.warmup), "--out", str(Path(tmp) / f"run_{algo}")]
-            done = subprocess.run(cmd, capture_output=True, text=True)
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.exit(f"{algo} worker failed:\n{done.stderr[-3000:]}")
             results[algo] = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"{algo:7s} step {results[algo]['step_time_s']:.2f} s   peak RSS {results[algo]['peak_rss_mb']:.0f} MiB",
-                  flush=True)
+            r = results[algo]
+            print(f"{algo:7s} step {r['step_time_s']:.2f} s (generate {r['generate_s']:.2f}, values "
+                  f"{r['values_s']:.2f}, critic {r['critic_s']:.2f}, actor {r['actor_s']:.2f})   "
+                  f"peak RSS {r['peak_rss_mb']:.0f} MiB", flush=True)
     a, p, g = results["asyppo"], results["ppo"], results["grpo"]
     ratios = {
         "AsyPPO/PPO peak memory": (a["peak_rss_mb"] / p["peak_rss_mb"], 0.85),

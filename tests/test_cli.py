@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from asyppo.__main__ import main
 from asyppo.config import TrainConfig, load_train_config
 
 sys.path.insert(0, str(Path(__file__).parent / "trainer"))
-from trainer_assets import Assets, build_assets  # noqa: E402
+from trainer_assets import Assets, build_assets
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from asyppo.config import ConfigError, TrainConfig, dump_config, load_train_config, parse_override
 from asyppo.config.docs import config_reference
 
@@ -115,7 +114,7 @@ def test_overriding_one_key_of_a_section_keeps_the_sections_other_defaults() -> 
 def test_every_nested_default_equals_a_fresh_section() -> None:
     # Guards the invariant above: a section's embedded default must be its class default.
     def walk(model: object) -> None:
-        for name, field in type(model).model_fields.items():  # type: ignore[attr-defined]
+        for name in type(model).model_fields:  # type: ignore[attr-defined]
             value = getattr(model, name)
             if hasattr(type(value), "model_fields"):
                 assert value == type(value)(), f"{type(model).__name__}.{name}"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
-
 from asyppo.rollout import HFGenerateEngine, SamplingParams, left_pad, pack_responses
+from transformers import LlamaConfig, LlamaForCausalLM
 
 EOS, PAD = 1, 0
 

@@ -9,11 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from asyppo.algos import PRESETS
 from asyppo.config import load_train_config
 from asyppo.trainer import Trainer
-
 from trainer_assets import Assets
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from asyppo.trainer.batch import SequenceBatch, model_input
 
 PAD = 0

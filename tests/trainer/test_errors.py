@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from asyppo.config import ConfigError, load_train_config
 from asyppo.trainer import Trainer
-
 from trainer_assets import Assets
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3Model
-
 from asyppo.models import ValueModel
 from asyppo.trainer.batch import SequenceBatch, model_input
 from asyppo.trainer.roles.actor import policy_outputs
 from asyppo.trainer.roles.critic import response_values
+from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3Model
 
 PAD = 0
 

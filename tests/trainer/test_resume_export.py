@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM
-
 from asyppo.config import load_train_config
 from asyppo.trainer import Trainer
-
 from trainer_assets import Assets
+from transformers import AutoModelForCausalLM
 
 
 def run(cfg_overrides: list[str], *, stop_after: int | None = None, resume: bool = False) -> tuple[dict, dict]:

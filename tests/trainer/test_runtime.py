@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from asyppo.runtime import gather, make_runtime
 
 

@@ -19,6 +19,7 @@ from asyppo.data.chat import PAPER_SYSTEM_PROMPT
 from asyppo.models import ModelConfig
 from asyppo.rewards.config import RewardConfig
 
+
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors."""
 

@@ -8,8 +8,9 @@ recomputes old log-probs with the actor before every update either way (DESIGN Â
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,11 +62,11 @@ class HFGenerateEngine:
         self.model.load_state_dict(state)
 
     def _generation_config(self, sampling: SamplingParams) -> GenerationConfig:
-        common = dict(
-            max_new_tokens=sampling.max_new_tokens,
-            eos_token_id=self.eos_token_id,
-            pad_token_id=self.pad_token_id,
-        )
+        common = {
+            "max_new_tokens": sampling.max_new_tokens,
+            "eos_token_id": self.eos_token_id,
+            "pad_token_id": self.pad_token_id,
+        }
         if sampling.greedy:
             return GenerationConfig(do_sample=False, **common)
         return GenerationConfig(

@@ -13,7 +13,8 @@ tests or CI (no GPU here), so treat it as a starting point and check it on your 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

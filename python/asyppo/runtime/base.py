@@ -15,8 +15,9 @@ return those, never live torch modules, with one exception documented on the tra
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import Future
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 
 class RoleHandle(Protocol):

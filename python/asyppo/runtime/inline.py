@@ -20,7 +20,7 @@ class InlineHandle:
         future: Future[Any] = Future()
         try:
             future.set_result(bound(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - delivered through the future like other backends
+        except Exception as exc:  # noqa: BLE001 - delivered through the future, as other backends do
             future.set_exception(exc)
         return future
 

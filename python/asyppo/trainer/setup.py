@@ -108,15 +108,19 @@ def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path
         total_optimizer_steps=actor_steps,
         **common,
     )
+    # Cheap checks and the reward (which imports user code) before any model weight is loaded.
+    critic_path = ""
+    if cfg.algo.uses_critic:
+        critic_path = actor_path if cfg.critic.init_from_actor_layers else resolve(cfg.critic.path or "")
+        if not cfg.critic.init_from_actor_layers:
+            check_critic_vocabulary(tokenizer, critic_path)
+    reward = runtime.spawn("reward", RewardRole, config=cfg.reward, tokenizer=tokenizer)
     actor = runtime.spawn("actor", ActorRole, **actor_kwargs)
     reference = None
     if cfg.algo.kl_coef > 0:
         reference = runtime.spawn("reference", ActorRole, trainable=False, **actor_kwargs)
     critics = []
     if cfg.algo.uses_critic:
-        critic_path = actor_path if cfg.critic.init_from_actor_layers else resolve(cfg.critic.path or "")
-        if not cfg.critic.init_from_actor_layers:
-            check_critic_vocabulary(tokenizer, critic_path)
         for m in range(cfg.critic.count):
             critics.append(
                 runtime.spawn(
@@ -143,5 +147,4 @@ def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path
         pad_token_id=int(tokenizer.pad_token_id),
         seed=cfg.trainer.seed,
     )
-    reward = runtime.spawn("reward", RewardRole, config=cfg.reward, tokenizer=tokenizer)
     return Roles(runtime, rollout, actor, critics, reward, reference)

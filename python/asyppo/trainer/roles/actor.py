@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel
-
 from asyppo.algos import (
     AlgoConfig,
     LossNormalizer,
@@ -27,6 +25,7 @@ from asyppo.models import load_actor
 from asyppo.trainer.batch import ModelInput, SequenceBatch
 from asyppo.trainer.optim import build_optimizer, clip_and_step
 from asyppo.trainer.roles.microbatch import micro_batches
+from transformers import PreTrainedModel
 
 
 def policy_outputs(

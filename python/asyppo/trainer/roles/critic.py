@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from asyppo.algos import AlgoConfig, LossNormalizer, compute_value_loss
 from asyppo.config.schema import CriticConfig
 from asyppo.models import ValueModel, load_critic

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-
 from asyppo import engine
 from asyppo.trainer.batch import ModelInput, SequenceBatch, model_input
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from transformers import PreTrainedTokenizerBase
-
 from asyppo.rewards import RewardConfig, RewardOutput, build_reward_fn
+from transformers import PreTrainedTokenizerBase
 
 
 class RewardRole:

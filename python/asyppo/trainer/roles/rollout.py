@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
-
 from asyppo.config.schema import RolloutConfig
 from asyppo.models import load_actor
 from asyppo.rollout import HFGenerateEngine, RolloutEngine, RolloutOutput, SamplingParams
