@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 BUILTIN_NAMES = ("toy-actor", "toy-critic", "toy-train", "toy-eval")
 # Bump when the way assets are built changes, so caches built by older code are not reused.
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)

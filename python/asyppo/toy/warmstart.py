@@ -1,7 +1,7 @@
 """Supervised warm-start of the toy actor, so RL starts from a policy that is partly right.
 
 Objective: token-level cross-entropy on the response tokens of ``prompt + "\\boxed{a+b}" + <eos>``
-(prompt tokens are not scored), AdamW, constant learning rate. Every ``eval_every`` steps the greedy
+(prompt tokens are not scored), AdamW with a linear warm-up to a constant learning rate. Every ``eval_every`` steps the greedy
 accuracy on a fixed probe set of *held-in* prompts is measured and training stops as soon as it
 reaches ``target_accuracy`` (or after ``max_steps``): the held-out split is never looked at, and
 stopping on a step count (never on wall time) keeps the result a pure function of the settings.
@@ -25,7 +25,8 @@ class WarmStartSettings:
 
     max_steps: int = 1500
     batch_size: int = 64
-    lr: float = 1e-2
+    lr: float = 3e-3
+    warmup_steps: int = 50
     target_accuracy: float = 0.35
     eval_every: int = 10
     n_probe: int = 256
@@ -120,6 +121,8 @@ def warm_start(
     probe_answers = [train_answers[i] for i in probe]
     examples = _encode_examples(tokenizer, train_prompts)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0)
+    warmup = max(settings.warmup_steps, 1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     model.train()
     accuracy, loss_value, step = 0.0, float("nan"), 0
     while step < settings.max_steps:
@@ -129,6 +132,7 @@ def warm_start(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        schedule.step()
         loss_value = float(loss.detach())
         step += 1
         if step % settings.eval_every == 0:
