@@ -121,3 +121,14 @@ def test_every_nested_default_equals_a_fresh_section() -> None:
                 walk(value)
 
     walk(TrainConfig())
+
+
+def test_the_schema_defaults_are_the_measured_toy_rl_settings() -> None:
+    from asyppo.toy import TOY_RL_SETTINGS
+
+    default = TrainConfig()
+    for dotted, value in TOY_RL_SETTINGS.items():
+        node: object = default
+        for part in dotted.split("."):
+            node = getattr(node, part)
+        assert node == value, dotted

@@ -45,3 +45,19 @@ def test_two_steps_update_every_model_and_log_finite_metrics(algo: str, assets: 
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines if "reward/mean" in x] == [1, 2]
     assert any("eval/accuracy" in x for x in lines)
+
+
+@pytest.mark.parametrize("algo", ["asyppo", "grpo"])  # KL folded into the reward / as a loss term
+def test_a_kl_penalty_spawns_a_frozen_reference(algo: str, assets: Assets, tmp_path: Path) -> None:
+    cfg = load_train_config(None, assets.overrides(tmp_path / "run", f"algo.name={algo}", "algo.kl_coef=0.1",
+                                                   "trainer.steps=1"))
+    trainer = Trainer(cfg)
+    try:
+        assert trainer.roles.reference is not None
+        reference = trainer.roles.reference.local.model
+        before = snapshot(reference)
+        metrics = trainer.train_step()
+        assert not changed(before, reference)
+        assert np.isfinite(metrics["actor/loss"])
+    finally:
+        trainer.close()

@@ -127,7 +127,7 @@ class DataConfig(Section):
 class TrainerConfig(Section):
     """The loop: steps, update-to-data ratio, batching, evaluation and checkpoints."""
 
-    steps: int = Field(70, ge=1, description="Training steps (one rollout batch each).")
+    steps: int = Field(80, ge=1, description="Training steps (one rollout batch each).")
     ppo_epochs: int = Field(1, ge=1, description="UTD: passes over each rollout batch (A.3: 1 or 4).")
     mini_batch_size: int | None = Field(
         128, ge=1, description="Sequences per optimizer step; null: the whole batch (one step per epoch)."
