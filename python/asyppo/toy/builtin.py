@@ -132,7 +132,7 @@ def resolve_builtin(
 ) -> Path:
     """Local path of the ``builtin:`` asset ``uri``, building and caching it on first use.
 
-    ``uri`` is one of ``builtin:toy-actor`` (warm-started actor dir, ~20-40 s to build on 2 CPU
+    ``uri`` is one of ``builtin:toy-actor`` (warm-started actor dir, ~15-30 s to build on 2 CPU
     cores the first time), ``builtin:toy-critic`` (critic backbone dir), ``builtin:toy-train``
     and ``builtin:toy-eval`` (JSONL files). ValueError for any other name.
     """
