@@ -93,4 +93,4 @@ def pack_responses(
     keep = np.arange(width)[None, :] < lengths[:, None]
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return responses[keep].astype(np.int64, copy=False), offsets, finished
+    return responses[keep].astype(np.int64, copy=False), offsets, np.asarray(finished, dtype=bool)

@@ -93,7 +93,7 @@ class HFGenerateEngine:
                 input_ids, attention_mask = left_pad(
                     repeated[start : start + self.batch_size], self.pad_token_id
                 )
-                out = self.model.generate(
+                out = self.model.generate(  # type: ignore[operator]  # transformers types generate loosely
                     input_ids=input_ids.to(device),
                     attention_mask=attention_mask.to(device),
                     generation_config=config,

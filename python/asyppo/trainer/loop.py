@@ -223,7 +223,11 @@ class Trainer:
 
     def save(self) -> Path:
         state = {"step": self.step, "sampler": self.sampler.state_dict(), "eval_history": self.eval_history}
-        return checkpoint.save_checkpoint(self.run_dir / "checkpoints", self.step, state=state, **self._parts())
+        parts = self._parts()
+        return checkpoint.save_checkpoint(
+            self.run_dir / "checkpoints", self.step, state=state,
+            modules=parts["modules"], optimizers=parts["optimizers"], schedulers=parts["schedulers"],
+        )
 
     def _resume(self, path: Path | None) -> None:
         path = path or checkpoint.latest_checkpoint(self.run_dir / "checkpoints")
@@ -234,7 +238,10 @@ class Trainer:
             if found is None:
                 raise FileNotFoundError(f"--resume: no checkpoint under {path / 'checkpoints'}")
             path = found
-        state = checkpoint.load_checkpoint(path, **self._parts())
+        parts = self._parts()
+        state = checkpoint.load_checkpoint(
+            path, modules=parts["modules"], optimizers=parts["optimizers"], schedulers=parts["schedulers"]
+        )
         self.step = int(state["step"])
         self.sampler.load_state_dict(state["sampler"])
         self.eval_history = [(int(s), float(a)) for s, a in state.get("eval_history", [])]

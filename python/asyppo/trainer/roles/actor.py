@@ -146,8 +146,17 @@ class ActorRole:
                         self.model, x, temperature=self.temperature, with_entropy=with_entropy
                     )
                     padded = self._padded(x, positions, per_token)
+                    advantages_mb = padded["advantages"]
+                    assert advantages_mb is not None
                     inputs = PolicyLossInputs(
-                        log_probs=log_probs, mask=x.response_mask.to(log_probs.device), entropy=entropy, **padded
+                        log_probs=log_probs,
+                        old_log_probs=padded["old_log_probs"],
+                        advantages=advantages_mb,
+                        mask=x.response_mask.to(log_probs.device),
+                        entropy=entropy,
+                        adv_keep=padded["adv_keep"],
+                        ent_keep=padded["ent_keep"],
+                        ref_log_probs=padded["ref_log_probs"],
                     )
                     loss, metrics = compute_policy_loss(inputs, self.algo, normalizer=normalizer)
                     loss.backward()

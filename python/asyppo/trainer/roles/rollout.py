@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from asyppo.config.schema import RolloutConfig
 from asyppo.models import load_actor
 from asyppo.rollout import HFGenerateEngine, RolloutEngine, RolloutOutput, SamplingParams
+from transformers import PreTrainedModel
 
 
 def build_engine(
-    config: RolloutConfig, model: torch.nn.Module | str, *, eos_token_id: int, pad_token_id: int, seed: int
+    config: RolloutConfig, model: PreTrainedModel | str, *, eos_token_id: int, pad_token_id: int, seed: int
 ) -> RolloutEngine:
     """The engine named by ``config.engine``. ``model`` is a live module to share (inline
     colocation with the actor: weight sync is then free) or a model directory to load."""
@@ -40,7 +40,7 @@ class RolloutRole:
         self,
         *,
         config: RolloutConfig,
-        model: torch.nn.Module | str,
+        model: PreTrainedModel | str,
         eos_token_id: int,
         pad_token_id: int,
         seed: int,
