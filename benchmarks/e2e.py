@@ -7,7 +7,7 @@ its own; each does ``--warmup`` untimed steps then ``--steps`` timed ones throug
 ``Trainer.train_step`` (generation, rewards, values, advantages, critic and actor updates, sync).
 Random-init actors almost never emit EOS, so every run generates the same number of tokens.
 
-    python benchmarks/e2e.py [--steps 3] [--warmup 1]
+    python benchmarks/e2e.py [--steps 4] [--warmup 1]
 
 Bars (issue 4): AsyPPO / PPO peak memory <= 0.85 and step time <= 0.9; AsyPPO / GRPO step time <= 1.3.
 """
@@ -28,8 +28,9 @@ from pathlib import Path
 # Large enough that model and optimizer state, not the ~0.8 GB of imported libraries, dominate RSS.
 ACTOR = {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 6, "num_attention_heads": 16,
          "num_key_value_heads": 4, "head_dim": 64}
-MINI_CRITIC = {"hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 6, "num_attention_heads": 8,
-               "num_key_value_heads": 2, "head_dim": 64}
+# Narrower and shallower than the actor (as Qwen3-1.7B is next to Qwen3-14B): 0.28x its parameters.
+MINI_CRITIC = {"hidden_size": 768, "intermediate_size": 2048, "num_hidden_layers": 3, "num_attention_heads": 12,
+               "num_key_value_heads": 4, "head_dim": 64}
 RUNS = {
     "asyppo": ["algo.name=asyppo", "critic.count=2", "critic.path={mini}"],
     "ppo": ["algo.name=ppo", "critic.count=1", "critic.path={full}"],
@@ -37,7 +38,7 @@ RUNS = {
 }
 COMMON = [
     "actor.path={actor}", "data.train={train}", "data.eval={eval}", "rollout.prompts_per_step=8",
-    "rollout.n=4", "rollout.max_new_tokens=24", "trainer.mini_batch_size=null", "trainer.micro_batch_tokens=1024", "logging.tensorboard=false",
+    "rollout.n=4", "rollout.max_new_tokens=24", "trainer.mini_batch_size=null", "trainer.micro_batch_tokens=512", "logging.tensorboard=false",
     "logging.progress_bar=false", "logging.console_every=0", "runtime.cpu_threads=1",
 ]
 
@@ -93,7 +94,7 @@ def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--worker", choices=sorted(RUNS), help=argparse.SUPPRESS)
     parser.add_argument("--assets", help=argparse.SUPPRESS)
