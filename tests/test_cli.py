@@ -51,3 +51,11 @@ def test_train_resume_eval_and_plot(assets: Assets, tmp_path: Path, capsys: pyte
     assert "avg@2" in out and "pass@2" in out and assets.eval.name in out
     assert main(["plot", str(run)]) == 0
     assert list(run.rglob("*.png"))
+
+
+def test_bad_input_found_while_loading_is_one_clear_line(
+    assets: Assets, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", "--resume", *assets.overrides(tmp_path / "fresh")]) == 1
+    err = capsys.readouterr().err
+    assert "no checkpoint under" in err and "Traceback" not in err

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -98,6 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (ValueError, FileNotFoundError) as exc:
+        # Bad input found while loading (a dataset row, a model directory, a tokenizer mismatch):
+        # the message names it; the traceback only helps when debugging asyppo itself.
+        if os.environ.get("ASYPPO_DEBUG"):
+            raise
+        print(f"error: {exc}\n(set ASYPPO_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
