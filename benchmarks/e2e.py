@@ -7,7 +7,11 @@ its own; each does ``--warmup`` untimed steps then ``--steps`` timed ones throug
 ``Trainer.train_step`` (generation, rewards, values, advantages, critic and actor updates, sync).
 Random-init actors almost never emit EOS, so every run generates the same number of tokens.
 
-    python benchmarks/e2e.py [--steps 4] [--warmup 1]
+    python benchmarks/e2e.py [--steps 4] [--warmup 1] [--phase-memory]
+
+``--phase-memory`` is a diagnostic run (Linux): it resets the kernel's RSS high-water mark at every
+phase boundary and prints RSS after imports and after building the roles, then each phase's peak
+over all steps. Take the recorded ratios from a run without it (the resets also reset getrusage).
 
 Bars (issue 4): AsyPPO / PPO peak memory <= 0.85 and step time <= 0.9; AsyPPO / GRPO step time <= 1.3.
 """
@@ -28,8 +32,8 @@ from pathlib import Path
 # Large enough that model and optimizer state, not the ~0.8 GB of imported libraries, dominate RSS.
 ACTOR = {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 6, "num_attention_heads": 16,
          "num_key_value_heads": 4, "head_dim": 64}
-# Narrower and shallower than the actor (as Qwen3-1.7B is next to Qwen3-14B): 0.28x its parameters.
-MINI_CRITIC = {"hidden_size": 768, "intermediate_size": 2048, "num_hidden_layers": 3, "num_attention_heads": 12,
+# Narrower and shallower than the actor (as Qwen3-1.7B is next to Qwen3-14B): 0.25x its parameters.
+MINI_CRITIC = {"hidden_size": 768, "intermediate_size": 1792, "num_hidden_layers": 3, "num_attention_heads": 12,
                "num_key_value_heads": 4, "head_dim": 64}
 RUNS = {
     "asyppo": ["algo.name=asyppo", "critic.count=2", "critic.path={mini}"],
@@ -69,13 +73,48 @@ def build_assets(root: Path) -> dict[str, str]:
     return paths
 
 
-def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: str) -> dict[str, float]:
+def rss_mb() -> tuple[float, float]:
+    """(current RSS, high-water mark since the last reset) in MiB, from /proc/self/status."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]) / 1024.0, int(fields["VmHWM"].split()[0]) / 1024.0
+
+
+def reset_rss_peak() -> None:
+    """Reset the kernel's peak-RSS counter (``/proc/PID/clear_refs``, value 5)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def track_phase_peaks(peaks: dict[str, float]) -> None:
+    """Make every trainer phase record its peak RSS into ``peaks`` (max over the steps)."""
+    from contextlib import contextmanager
+
+    import asyppo.trainer.loop as loop
+
+    class PeakTimer(loop.PhaseTimer):
+        @contextmanager
+        def phase(self, name: str):  # type: ignore[no-untyped-def]
+            reset_rss_peak()
+            with super().phase(name):
+                yield
+            peaks[name] = max(peaks.get(name, 0.0), rss_mb()[1])
+
+    loop.PhaseTimer = PeakTimer  # type: ignore[misc]
+
+
+def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: str,
+           phase_memory: bool = False) -> dict[str, float]:
     """Runs in the subprocess: time ``steps`` training steps after ``warmup`` ones."""
     from asyppo.config import load_train_config
     from asyppo.trainer import Trainer
 
+    peaks: dict[str, float] = {}
+    if phase_memory:
+        peaks["after imports"] = rss_mb()[0]
+        track_phase_peaks(peaks)
     overrides = [o.format(**assets) for o in COMMON + RUNS[algo]] + [f"trainer.output_dir={out_dir}"]
     trainer = Trainer(load_train_config(None, overrides))
+    if phase_memory:
+        peaks["after building roles"] = rss_mb()[0]
     kept = []
     for i in range(warmup + steps):
         metrics = trainer.train_step()
@@ -89,6 +128,7 @@ def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: 
         "step_time_s": statistics.median(times),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "tokens_per_step": metrics["response/length_mean"] * 32,
+        **{f"rss {name}": value for name, value in peaks.items()},
     }
 
 
@@ -96,12 +136,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--phase-memory", action="store_true", help="diagnostic: peak RSS per phase")
     parser.add_argument("--worker", choices=sorted(RUNS), help=argparse.SUPPRESS)
     parser.add_argument("--assets", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        result = worker(args.worker, json.loads(args.assets), args.steps, args.warmup, args.out)
+        result = worker(args.worker, json.loads(args.assets), args.steps, args.warmup, args.out, args.phase_memory)
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +150,8 @@ def main() -> None:
         results = {}
         for algo in RUNS:
             cmd = [sys.executable, __file__, "--worker", algo, "--assets", json.dumps(assets),
-                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--out", str(Path(tmp) / f"run_{algo}")]
+                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--out", str(Path(tmp) / f"run_{algo}"),
+                   *(["--phase-memory"] if args.phase_memory else [])]
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.exit(f"{algo} worker failed:\n{done.stderr[-3000:]}")
@@ -118,6 +160,8 @@ def main() -> None:
             print(f"{algo:7s} step {r['step_time_s']:.2f} s (generate {r['generate_s']:.2f}, values "
                   f"{r['values_s']:.2f}, critic {r['critic_s']:.2f}, actor {r['actor_s']:.2f})   "
                   f"peak RSS {r['peak_rss_mb']:.0f} MiB", flush=True)
+            for key in (k for k in r if k.startswith("rss ")):
+                print(f"          {key[4:]:22s} {r[key]:6.0f} MiB")
     a, p, g = results["asyppo"], results["ppo"], results["grpo"]
     ratios = {
         "AsyPPO/PPO peak memory": (a["peak_rss_mb"] / p["peak_rss_mb"], 0.85),
@@ -125,7 +169,8 @@ def main() -> None:
         "AsyPPO/GRPO step time": (a["step_time_s"] / g["step_time_s"], 1.3),
     }
     print(f"\nparams: actor {int(assets['actor_params']):,}  full critic {int(assets['full_params']):,}  "
-          f"mini critic {int(assets['mini_params']):,}")
+          f"mini critic {int(assets['mini_params']):,} "
+          f"({int(assets['mini_params']) / int(assets['actor_params']):.2f}x the actor)")
     for name, (ratio, bar) in ratios.items():
         print(f"{name:24s} {ratio:.2f}  (bar <= {bar}: {'met' if ratio <= bar else 'NOT met'})")
     print(f"\nmachine: {platform.machine()} {platform.processor() or ''} "

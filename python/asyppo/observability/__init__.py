@@ -3,9 +3,10 @@ phase timer, peak memory, end-of-run summary and plots. See ``docs/observability
 
 from __future__ import annotations
 
+from typing import Any
+
 from asyppo.observability.console import StepProgress, format_step_line, print_summary
 from asyppo.observability.logger import METRICS_FILE, MetricsLogger, read_metrics
-from asyppo.observability.plots import plot_run
 from asyppo.observability.timing import PhaseTimer, peak_memory_metrics
 
 __all__ = [
@@ -19,3 +20,12 @@ __all__ = [
     "print_summary",
     "read_metrics",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # matplotlib (~30 MiB RSS) loads only for ``plot``, never in a training process.
+    if name == "plot_run":
+        from asyppo.observability.plots import plot_run
+
+        return plot_run
+    raise AttributeError(f"module 'asyppo.observability' has no attribute {name!r}")

@@ -28,9 +28,15 @@ def lr_factor(step: int, cfg: OptimConfig, total_steps: int) -> float:
 def build_optimizer(
     params: list[torch.nn.Parameter], cfg: OptimConfig, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW over ``params`` with the warm-up/decay schedule of ``cfg`` over ``total_steps``."""
+    """AdamW over ``params`` with the warm-up/decay schedule of ``cfg`` over ``total_steps``.
+
+    The fused kernel (CPU and CUDA) updates each parameter in one pass; the default multi-tensor
+    ("foreach") path materialises whole-model temporaries (e.g. the denominator sqrt(v) + eps)
+    that raise the step's peak memory by up to one copy of the parameters.
+    """
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     optimizer = torch.optim.AdamW(
-        params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
+        params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused or None
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, total_steps))
     return optimizer, scheduler

@@ -17,6 +17,7 @@ from asyppo import data, toy
 from asyppo.config.schema import TrainConfig
 from asyppo.models import check_same_tokenizer, load_tokenizer
 from asyppo.runtime import RoleHandle, Runtime, make_runtime
+from asyppo.runtime.allocator import release_freed_memory
 from asyppo.trainer.roles.actor import ActorRole
 from asyppo.trainer.roles.critic import CriticRole
 from asyppo.trainer.roles.reward import RewardRole
@@ -31,7 +32,9 @@ def resolve(uri: str) -> str:
 
 
 def configure_torch(cfg: TrainConfig) -> None:
-    """Thread count and seeds, before anything (the toy warm-start included) touches torch."""
+    """Thread count, allocator and seeds, before anything (the toy warm-start included) touches torch."""
+    if cfg.runtime.release_freed_memory:
+        release_freed_memory()
     if cfg.runtime.cpu_threads is not None:
         torch.set_num_threads(cfg.runtime.cpu_threads)
     torch.manual_seed(cfg.trainer.seed)
