@@ -34,12 +34,17 @@ class Assets:
     rewards: Path
 
     def overrides(self, out_dir: Path, *extra: str) -> list[str]:
-        """A fast run: 4 prompts x 4 samples, 6 new tokens, tiny models, digit-share reward."""
+        """A fast run: 4 prompts x 4 samples, 6 new tokens, tiny models, digit-share reward.
+
+        Random models almost never emit EOS, so truncated responses keep their reward here
+        (``reward.truncated_score=null``): with the default 0 every score would be 0.
+        """
         return [
             f"actor.path={self.actor}", f"critic.path={self.critic}", f"data.train={self.train}",
             f"data.eval={self.eval}", f"trainer.output_dir={out_dir}", "rollout.prompts_per_step=4",
             "rollout.n=4", "rollout.max_new_tokens=6", "trainer.steps=2", "trainer.eval_every=0",
-            "reward.verifier=none", f"reward.user_fn={self.rewards}:digit_share", "logging.tensorboard=false",
+            "reward.verifier=none", f"reward.user_fn={self.rewards}:digit_share", "reward.truncated_score=null",
+            "logging.tensorboard=false",
             "logging.progress_bar=false", "logging.console_every=0", "actor.optim.warmup_steps=0",
             "critic.optim.warmup_steps=0", "actor.optim.lr=1e-3", "trainer.mini_batch_size=null", *extra,
         ]

@@ -15,7 +15,9 @@ class RewardConfig(BaseModel):
               + user_weight    * user_fn(response, answer)
 
     and a response whose scoring raises or exceeds ``timeout_s`` scores 0 (counted as an error or
-    a timeout in the metrics). ``correct`` (the accuracy metric) is the verifier's verdict; with
+    a timeout in the metrics). With ``truncated_score`` set, a response cut at ``max_new_tokens``
+    without EOS scores ``truncated_score`` instead (applied by the trainer, which knows which
+    responses stopped). ``correct`` (the accuracy metric) is the verifier's verdict; with
     ``verifier: none`` it is ``score > 0``.
     """
 
@@ -37,6 +39,15 @@ class RewardConfig(BaseModel):
         "called as fn(response: str, answer: str) -> float.",
     )
     user_weight: float = Field(1.0, description="Weight of user_fn's value.")
+    truncated_score: float | None = Field(
+        0.0,
+        description="Score of a sampled response that hits rollout.max_new_tokens without EOS, "
+        "whatever its answer (null: score it like any other). Without it nothing rewards stopping: "
+        "a box written early is paid in full however the response goes on, and the entropy bonus "
+        "then spreads the tokens after it (verl/OpenRLHF recipes score such responses 0 or, as "
+        "DAPO arXiv 2503.14476 sec. 3.4, mask or penalise them). Training scores only: "
+        "the accuracy metrics keep the verifier's verdict.",
+    )
     timeout_s: float = Field(
         5.0, gt=0, description="Wall-time limit for scoring one response (seconds)."
     )

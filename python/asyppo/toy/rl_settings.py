@@ -22,6 +22,7 @@ TOY_RL_SETTINGS: dict[str, Any] = {
     "trainer.mini_batch_size": 128,  # 4 actor updates per rollout batch of 512 responses
     "rollout.temperature": 1.0,
     "rollout.max_new_tokens": 8,  # the longest ideal response, \boxed{198}<eos>, is 7 tokens
+    "reward.truncated_score": 0.0,  # no EOS within the 8 tokens scores 0 (else sampled tails degrade)
     "trainer.steps": 80,  # +25 points is passed by step 40 in every run; 80 leaves margin
     "data.system_prompt": None,  # the toy tokenizer is character-level: no system prompt
     "runtime.cpu_threads": 1,  # tiny models: one torch thread is faster under shared load

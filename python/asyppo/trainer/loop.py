@@ -34,7 +34,7 @@ from asyppo.observability import PhaseTimer, StepProgress, peak_memory_metrics
 from asyppo.rollout import SamplingParams
 from asyppo.runtime import gather
 from asyppo.trainer.evaluate import evaluate
-from asyppo.trainer.rollout_step import ScoredBatch, informative_groups, scored_batch
+from asyppo.trainer.rollout_step import ScoredBatch, informative_groups, score_truncated, scored_batch
 from asyppo.trainer.setup import Roles, build_roles, configure_torch, load_datasets, resolve
 
 
@@ -113,8 +113,9 @@ class Trainer:
         with timer.phase("reward"):
             answers = [records[i].answer for i in out.prompt_index]
             reward = roles.reward.call("score", out.token_ids, out.offsets, answers).result()
-        scored = scored_batch(prompt_ids, out, reward)
-        metrics = {**reward.metrics(), **self._response_metrics(scored)}
+        scored = score_truncated(scored_batch(prompt_ids, out, reward), cfg.reward.truncated_score)
+        # reward/mean is the score trained on (after reward.truncated_score); accuracy the verifier's.
+        metrics = {**reward.metrics(), **self._response_metrics(scored), "reward/mean": float(scored.scores.mean())}
         if cfg.algo.dynamic_sampling:
             keep = informative_groups(scored.batch.group_ids, scored.scores)
             metrics["rollout/kept_frac"] = float(keep.mean())

@@ -50,6 +50,18 @@ def scored_batch(prompt_ids: list[list[int]], out: RolloutOutput, reward: Reward
     )
 
 
+def score_truncated(scored: ScoredBatch, truncated_score: float | None) -> ScoredBatch:
+    """``scored`` with every unfinished response (no EOS within the budget) scored ``truncated_score``.
+
+    ``None`` returns ``scored`` unchanged. ``correct`` keeps the verifier's verdict, so accuracy
+    metrics still say whether the answer was right; only the training signal changes.
+    """
+    if truncated_score is None:
+        return scored
+    scores = np.where(scored.finished, scored.scores, np.float32(truncated_score)).astype(np.float32)
+    return ScoredBatch(scored.batch, scores, scored.correct, scored.finished)
+
+
 def informative_groups(group_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """bool ``[N]``: True for responses of groups whose rewards are not all equal.
 
