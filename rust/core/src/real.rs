@@ -5,8 +5,8 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use crate::error::{EngineError, Result};
 
-/// A float element type. `order_key` maps a value to an unsigned integer whose order is the
-/// float order (with `-0.0 == 0.0`), which lets the percentile masks radix-select on integers.
+/// A float element type. `order_key` maps a value to an unsigned integer of the same width whose
+/// order is the float order (with `-0.0 == 0.0`), so the percentile masks select on integers.
 pub trait Real:
     Copy
     + Send
@@ -23,23 +23,25 @@ pub trait Real:
 {
     const ZERO: Self;
     const ONE: Self;
-    /// Number of significant bits of `order_key` (32 for `f32`, 64 for `f64`).
-    const KEY_BITS: u32;
+    const INFINITY: Self;
+    /// `u32` for `f32`, `u64` for `f64`.
+    type Key: Ord + Copy + Default + Send + Sync + Debug + Into<u64>;
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
-    /// `self as i32` (truncating, saturating): one vector instruction for `f32`.
-    fn to_i32(self) -> i32;
     fn is_finite(self) -> bool;
     fn sqrt(self) -> Self;
-    fn order_key(self) -> u64;
+    fn order_key(self) -> Self::Key;
+    /// The inverse of `order_key` (`-0.0` comes back as `0.0`).
+    fn from_order_key(key: Self::Key) -> Self;
 }
 
 macro_rules! impl_real {
-    ($t:ty, $bits:ty, $n:expr) => {
+    ($t:ty, $bits:ty) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
-            const KEY_BITS: u32 = $n;
+            const INFINITY: Self = <$t>::INFINITY;
+            type Key = $bits;
             #[inline]
             fn from_f64(x: f64) -> Self {
                 x as $t
@@ -47,10 +49,6 @@ macro_rules! impl_real {
             #[inline]
             fn to_f64(self) -> f64 {
                 self as f64
-            }
-            #[inline]
-            fn to_i32(self) -> i32 {
-                self as i32
             }
             #[inline]
             fn is_finite(self) -> bool {
@@ -61,18 +59,27 @@ macro_rules! impl_real {
                 <$t>::sqrt(self)
             }
             #[inline]
-            fn order_key(self) -> u64 {
+            fn order_key(self) -> $bits {
                 // Adding +0.0 turns -0.0 into +0.0 so that the two zeros tie, as they compare.
                 let bits = (self + 0.0).to_bits();
-                let sign = 1 << ($n - 1);
-                (if bits & sign != 0 { !bits } else { bits | sign }) as u64
+                let sign = 1 << (<$bits>::BITS - 1);
+                if bits & sign != 0 {
+                    !bits
+                } else {
+                    bits | sign
+                }
+            }
+            #[inline]
+            fn from_order_key(key: $bits) -> Self {
+                let sign = 1 << (<$bits>::BITS - 1);
+                <$t>::from_bits(if key & sign != 0 { key ^ sign } else { !key })
             }
         }
     };
 }
 
-impl_real!(f32, u32, 32);
-impl_real!(f64, u64, 64);
+impl_real!(f32, u32);
+impl_real!(f64, u64);
 
 /// `Err(NonFinite)` naming the first non-finite element of `xs`, if there is one.
 pub fn check_finite<F: Real>(arg: &'static str, xs: &[F]) -> Result<()> {
@@ -122,7 +129,11 @@ mod tests {
     }
 
     #[test]
-    fn order_key_fits_key_bits() {
-        assert!(f32::MAX.order_key() < 1 << 32);
+    fn from_order_key_inverts_order_key() {
+        for x in [f32::NEG_INFINITY, -3.5, -1e-30, 0.0, 1e-30, 2.0, f32::MAX] {
+            assert_eq!(f32::from_order_key(x.order_key()).to_bits(), x.to_bits());
+        }
+        assert_eq!(f64::from_order_key((-0.0f64).order_key()).to_bits(), 0);
+        assert_eq!(f64::from_order_key(1.5f64.order_key()), 1.5);
     }
 }

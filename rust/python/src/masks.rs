@@ -1,9 +1,11 @@
+use std::mem::MaybeUninit;
+
 use asyppo_core::masks::Scope;
 use asyppo_core::Real;
 use numpy::{Element, Ix1, PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{borrow, floats, slice, slice_mut, Floats};
+use crate::arrays::{borrow, floats, slice, Floats};
 use crate::error::{choice_error, IntoPyResult};
 
 fn run<'py, F: Real + Element>(
@@ -13,12 +15,27 @@ fn run<'py, F: Real + Element>(
     high: f64,
     scope: Scope<'_>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    let adv = PyArray1::<bool>::zeros(py, std.len(), false);
-    let ent = PyArray1::<bool>::zeros(py, std.len(), false);
+    let n = std.len();
+    // Fresh arrays without numpy's zero-fill: the kernel overwrites every element.
+    // SAFETY: bool is plain data, so the uninitialised arrays are safe to drop; they are read
+    // only after the kernel has written them.
+    let (adv, ent) = unsafe {
+        (
+            PyArray1::<bool>::new(py, n, false),
+            PyArray1::<bool>::new(py, n, false),
+        )
+    };
     {
-        let (mut a, mut e) = (adv.readwrite(), ent.readwrite());
-        let (a, e) = (slice_mut(&mut a), slice_mut(&mut e));
-        py.detach(|| asyppo_core::masks::percentile_masks(std, low, high, scope, a, e))
+        // SAFETY: each array is fresh, contiguous, holds `n` bools (numpy allocates at least one
+        // byte, so the pointer is non-null) and is referenced nowhere else until this scope
+        // ends; `MaybeUninit` asks nothing of the contents, and on `Err` they are never read.
+        let (a, e) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(adv.data().cast::<MaybeUninit<bool>>(), n),
+                std::slice::from_raw_parts_mut(ent.data().cast::<MaybeUninit<bool>>(), n),
+            )
+        };
+        py.detach(|| asyppo_core::masks::percentile_masks_uninit(std, low, high, scope, a, e))
             .into_py_result()?;
     }
     Ok((adv.into_any(), ent.into_any()))

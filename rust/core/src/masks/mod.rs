@@ -4,10 +4,16 @@
 //! advantage (`adv_keep = false`) and the `floor(high * n)` tokens of highest std leave the
 //! entropy bonus (`ent_keep = false`). Tokens are totally ordered by `(std, position)`, so ties
 //! are broken by position (earlier = lower), the counts are exact, and the two sets are
-//! disjoint whenever `low + high <= 1`. Selection is O(n): for a whole batch, a sample brackets
-//! the boundary values, one counting pass gathers the values inside the brackets, and an exact
-//! selection among those finds the thresholds; within sequences and groups,
-//! `select_nth_unstable` on `(order key, position)` pairs.
+//! disjoint whenever `low + high <= 1`. Selection is O(n), no sort: for a whole batch, a sample
+//! brackets the two boundary values and one counting pass finds them exactly ([`batch`]); within
+//! each sequence, `select_nth_unstable` on the integer order keys; within each group (whose tokens
+//! are scattered), on `(order key, position)` pairs. Every scope but `Group` writes both masks
+//! in one marking sweep that resolves ties at a threshold by position.
+
+mod batch;
+
+use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use rayon::prelude::*;
 
@@ -42,6 +48,24 @@ pub fn percentile_masks<F: Real>(
     adv_keep: &mut [bool],
     ent_keep: &mut [bool],
 ) -> Result<()> {
+    let uninit = |s: &mut [bool]| {
+        // SAFETY: `MaybeUninit<bool>` has the layout of `bool`, and `percentile_masks_uninit`
+        // only ever stores valid `bool`s, so the slice stays initialised.
+        unsafe { &mut *(s as *mut [bool] as *mut [MaybeUninit<bool>]) }
+    };
+    percentile_masks_uninit(std, low, high, scope, uninit(adv_keep), uninit(ent_keep))
+}
+
+/// [`percentile_masks`] into outputs that need no initial value (e.g. fresh arrays, so that
+/// nobody zero-fills what is about to be overwritten): on `Ok`, every element has been written.
+pub fn percentile_masks_uninit<F: Real>(
+    std: &[F],
+    low: f64,
+    high: f64,
+    scope: Scope<'_>,
+    adv_keep: &mut [MaybeUninit<bool>],
+    ent_keep: &mut [MaybeUninit<bool>],
+) -> Result<()> {
     let n = std.len();
     if adv_keep.len() != n || ent_keep.len() != n {
         return Err(EngineError::shape(
@@ -59,32 +83,11 @@ pub fn percentile_masks<F: Real>(
             low + high,
         ));
     }
-    if !matches!(scope, Scope::Batch) {
-        adv_keep.fill(true);
-        ent_keep.fill(true);
-    }
     match scope {
-        Scope::Batch => mask_batch(std, low, high, adv_keep, ent_keep),
+        Scope::Batch => batch::mask_batch(std, low, high, adv_keep, ent_keep),
         Scope::Sequence { offsets } => {
             validate_offsets(offsets, n)?;
-            check_finite("std", std)?;
-            let bounds = task_bounds(offsets);
-            let adv_parts = split_at_bounds(adv_keep, offsets, &bounds);
-            let ent_parts = split_at_bounds(ent_keep, offsets, &bounds);
-            adv_parts
-                .into_par_iter()
-                .zip(ent_parts)
-                .zip(bounds.par_windows(2))
-                .for_each(|((adv, ent), w)| {
-                    let base = offsets[w[0]] as usize;
-                    for s in w[0]..w[1] {
-                        let (a, b) = (offsets[s] as usize, offsets[s + 1] as usize);
-                        let (lows, highs) = select_extremes(std, a..b, low, high);
-                        lows.iter().for_each(|&p| adv[p - base] = false);
-                        highs.iter().for_each(|&p| ent[p - base] = false);
-                    }
-                });
-            Ok(())
+            mask_sequences(std, offsets, low, high, adv_keep, ent_keep)
         }
         Scope::Group { offsets, group_ids } => {
             validate_offsets(offsets, n)?;
@@ -97,19 +100,20 @@ pub fn percentile_masks<F: Real>(
                 ));
             }
             check_finite("std", std)?;
+            adv_keep.fill(MaybeUninit::new(true));
+            ent_keep.fill(MaybeUninit::new(true));
             let picked: Vec<(Vec<usize>, Vec<usize>)> = group_members(group_ids)
                 .into_par_iter()
                 .map(|members| {
                     let positions = members
                         .iter()
                         .flat_map(|&s| offsets[s] as usize..offsets[s + 1] as usize);
-                    let (lows, highs) = select_extremes(std, positions, low, high);
-                    (lows.to_vec(), highs.to_vec())
+                    select_extremes(std, positions, low, high)
                 })
                 .collect();
             for (lows, highs) in picked {
-                lows.iter().for_each(|&p| adv_keep[p] = false);
-                highs.iter().for_each(|&p| ent_keep[p] = false);
+                lows.iter().for_each(|&p| _ = adv_keep[p].write(false));
+                highs.iter().for_each(|&p| _ = ent_keep[p].write(false));
             }
             Ok(())
         }
@@ -121,6 +125,173 @@ pub fn mask_count(frac: f64, n: usize) -> usize {
     ((frac * n as f64).floor() as usize).min(n)
 }
 
+/// One side of a mask within a scope: values strictly beyond `value` on the kept side (above it
+/// for the low mask, below it for the high mask) are kept, values strictly on the other side are
+/// masked, and of the values equal to it, those whose tie rank (0-based, by position within the
+/// scope) falls in `masked_ties` are masked.
+struct Cut<F> {
+    value: F,
+    masked_ties: Range<usize>,
+}
+
+impl<F: Real> Cut<F> {
+    /// The side of an empty mask: `-inf` for the low side, `+inf` for the high side.
+    fn keep_all(value: F) -> Self {
+        Cut {
+            value,
+            masked_ties: 0..0,
+        }
+    }
+}
+
+/// Write both masks of one stretch `xs` of a scope in one sweep: `adv = x > lo`, `ent = x < hi`,
+/// so every tie starts masked. A side given `Some(first)` holds kept ties; its ties are then
+/// revisited in order, `first` being the tie rank of the first one in `xs`.
+fn mark<F: Real>(
+    adv: &mut [MaybeUninit<bool>],
+    ent: &mut [MaybeUninit<bool>],
+    xs: &[F],
+    (lo, lo_first): (&Cut<F>, Option<usize>),
+    (hi, hi_first): (&Cut<F>, Option<usize>),
+) {
+    compare_both(adv, ent, xs, lo.value, hi.value);
+    for (out, cut, first) in [(adv, lo, lo_first), (ent, hi, hi_first)] {
+        if let Some(mut rank) = first {
+            for (o, &x) in out.iter_mut().zip(xs) {
+                if x == cut.value {
+                    o.write(!cut.masked_ties.contains(&rank));
+                    rank += 1;
+                }
+            }
+        }
+    }
+}
+
+/// `adv[i] = xs[i] > lo` and `ent[i] = xs[i] < hi`, with AVX2 when the CPU has it.
+fn compare_both<F: Real>(
+    adv: &mut [MaybeUninit<bool>],
+    ent: &mut [MaybeUninit<bool>],
+    xs: &[F],
+    lo: F,
+    hi: F,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { compare_both_avx2(adv, ent, xs, lo, hi) };
+    }
+    compare_both_portable(adv, ent, xs, lo, hi);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn compare_both_avx2<F: Real>(
+    adv: &mut [MaybeUninit<bool>],
+    ent: &mut [MaybeUninit<bool>],
+    xs: &[F],
+    lo: F,
+    hi: F,
+) {
+    compare_both_portable(adv, ent, xs, lo, hi);
+}
+
+#[inline(always)]
+fn compare_both_portable<F: Real>(
+    adv: &mut [MaybeUninit<bool>],
+    ent: &mut [MaybeUninit<bool>],
+    xs: &[F],
+    lo: F,
+    hi: F,
+) {
+    for ((a, e), &x) in adv.iter_mut().zip(ent.iter_mut()).zip(xs) {
+        a.write(x > lo);
+        e.write(x < hi);
+    }
+}
+
+/// Sequence scope: each rayon task takes a run of sequences and one reusable key buffer; per
+/// sequence, `select_nth_unstable` on the order keys finds both thresholds (the high one among
+/// the keys right of the low one), then one [`mark`] sweep writes the sequence.
+fn mask_sequences<F: Real>(
+    std: &[F],
+    offsets: &[i64],
+    low: f64,
+    high: f64,
+    adv_keep: &mut [MaybeUninit<bool>],
+    ent_keep: &mut [MaybeUninit<bool>],
+) -> Result<()> {
+    let bounds = task_bounds(offsets);
+    let adv_parts = split_at_bounds(adv_keep, offsets, &bounds);
+    let ent_parts = split_at_bounds(ent_keep, offsets, &bounds);
+    let finite = adv_parts
+        .into_par_iter()
+        .zip(ent_parts)
+        .zip(bounds.par_windows(2))
+        .map(|((adv, ent), w)| {
+            let base = offsets[w[0]] as usize;
+            let mut keys = Vec::new();
+            for s in w[0]..w[1] {
+                let (a, b) = (offsets[s] as usize, offsets[s + 1] as usize);
+                let xs = &std[a..b];
+                if !xs.iter().fold(true, |f, x| f & x.is_finite()) {
+                    return false;
+                }
+                let [lo, hi] = sequence_cuts(xs, low, high, &mut keys);
+                let (adv, ent) = (&mut adv[a - base..b - base], &mut ent[a - base..b - base]);
+                mark(adv, ent, xs, (&lo.0, lo.1), (&hi.0, hi.1));
+            }
+            true
+        })
+        .reduce(|| true, |a, b| a & b);
+    if finite {
+        Ok(())
+    } else {
+        check_finite("std", std)
+    }
+}
+
+/// Both cuts of one sequence, each with the tie rank to pass to [`mark`] (`Some(0)` when some
+/// of its ties are kept). `keys` is scratch space.
+fn sequence_cuts<F: Real>(
+    xs: &[F],
+    low: f64,
+    high: f64,
+    keys: &mut Vec<F::Key>,
+) -> [(Cut<F>, Option<usize>); 2] {
+    let n = xs.len();
+    let (k_low, k_high) = (mask_count(low, n), mask_count(high, n));
+    keys.clear();
+    keys.extend(xs.iter().map(|x| x.order_key()));
+    let lo = if k_low == 0 {
+        (Cut::keep_all(-F::INFINITY), None)
+    } else {
+        let (smaller, &mut t, larger) = keys.select_nth_unstable(k_low - 1);
+        let below = smaller.iter().filter(|&&k| k < t).count();
+        // Ties at or left of the boundary rank are the masked ones; any to its right are kept.
+        let kept_ties = larger.contains(&t);
+        let cut = Cut {
+            value: F::from_order_key(t),
+            masked_ties: 0..k_low - below,
+        };
+        (cut, kept_ties.then_some(0))
+    };
+    let hi = if k_high == 0 {
+        (Cut::keep_all(F::INFINITY), None)
+    } else {
+        // `n - k_high >= k_low` (as `low + high <= 1`): the high boundary lies right of the low.
+        let h = n - k_high;
+        let t = *keys[k_low..].select_nth_unstable(h - k_low).1;
+        let below = keys[..h].iter().filter(|&&k| k < t).count();
+        let cut = Cut {
+            value: F::from_order_key(t),
+            masked_ties: h - below..usize::MAX,
+        };
+        // Ties left of the boundary rank are kept.
+        (cut, (below < h).then_some(0))
+    };
+    [lo, hi]
+}
+
 /// Positions of the `floor(low * n)` lowest and `floor(high * n)` highest `(key, position)` among
 /// `positions`. For `f32` the pair is packed into one `u64` (key in the high half), which halves
 /// the memory the two `select_nth_unstable` calls move.
@@ -130,13 +301,14 @@ fn select_extremes<F: Real>(
     low: f64,
     high: f64,
 ) -> (Vec<usize>, Vec<usize>) {
-    if F::KEY_BITS == 32 && positions.clone().all(|p| p <= u32::MAX as usize) {
+    let narrow = std::mem::size_of::<F::Key>() == 4;
+    if narrow && positions.clone().all(|p| p <= u32::MAX as usize) {
         let mut keys: Vec<u64> = positions
-            .map(|p| (std[p].order_key() << 32) | p as u64)
+            .map(|p| (std[p].order_key().into() << 32) | p as u64)
             .collect();
         extremes(&mut keys, low, high, |k| (k & u64::from(u32::MAX)) as usize)
     } else {
-        let mut keys: Vec<(u64, usize)> = positions.map(|p| (std[p].order_key(), p)).collect();
+        let mut keys: Vec<(F::Key, usize)> = positions.map(|p| (std[p].order_key(), p)).collect();
         extremes(&mut keys, low, high, |k| k.1)
     }
 }
@@ -160,283 +332,6 @@ fn extremes<T: Ord + Copy>(
         highs = keys[n - k_high..].iter().map(|&k| position(k)).collect();
     }
     (lows, highs)
-}
-
-const CHUNK: usize = 1 << 16;
-const BLOCK: usize = 32;
-const SAMPLE: usize = 1 << 14;
-
-/// Values `a <= b` expected to bracket the value of boundary rank `rank`; `-inf`/`+inf` when
-/// open on that side.
-#[derive(Clone, Copy)]
-struct Bracket<F> {
-    rank: usize,
-    a: F,
-    b: F,
-}
-
-/// One chunk's values relative to a bracket: counts below `a`, equal to `a`, equal to `b`
-/// (when `b != a`), and the values strictly inside.
-struct Tally<F> {
-    below: usize,
-    at_a: usize,
-    at_b: usize,
-    inside: Vec<F>,
-}
-
-/// The exact value at the boundary rank of one side of a batch mask, how many values lie
-/// strictly below it, and how many equal it in each chunk.
-struct Threshold<F> {
-    value: F,
-    below: usize,
-    ties: Vec<usize>,
-}
-
-/// Brackets for the boundary ranks from a strided sample of `SAMPLE` values: the sample order
-/// statistics about 4 standard deviations of the sample rank on either side of the target.
-fn sample_brackets<F: Real>(std: &[F], ranks: &[usize]) -> Vec<Bracket<F>> {
-    let n = std.len();
-    let s = n.min(SAMPLE);
-    let mut sample: Vec<(u64, F)> = (0..s)
-        .map(|i| std[i * n / s])
-        .map(|x| (x.order_key(), x))
-        .collect();
-    let mut at = |r: usize| *sample.select_nth_unstable_by_key(r, |p| p.0).1;
-    let (neg, pos) = (F::from_f64(f64::NEG_INFINITY), F::from_f64(f64::INFINITY));
-    ranks
-        .iter()
-        .map(|&rank| {
-            let p = rank as f64 / n as f64;
-            let centre = (p * s as f64) as usize;
-            let d = (4.0 * (s as f64 * p * (1.0 - p)).sqrt()) as usize + 8;
-            let a = if centre >= d { at(centre - d).1 } else { neg };
-            let b = if centre + d < s {
-                at(centre + d).1
-            } else {
-                pos
-            };
-            Bracket { rank, a, b }
-        })
-        .collect()
-}
-
-/// Tally a chunk against both brackets, and check finiteness, in one branch-free (vectorised)
-/// counting loop per block of `BLOCK` values; a block holding inside values is then compacted.
-fn tally_chunk<F: Real>(xs: &[F], br: &[Bracket<F>; 2]) -> (bool, [Tally<F>; 2]) {
-    let empty = || Tally {
-        below: 0,
-        at_a: 0,
-        at_b: 0,
-        inside: Vec::new(),
-    };
-    let mut tallies = [empty(), empty()];
-    let mut finite = true;
-    let (a, b) = ([br[0].a, br[1].a], [br[0].b, br[1].b]);
-    let distinct = [a[0] != b[0], a[1] != b[1]];
-    for block in xs.chunks(BLOCK) {
-        let (mut below, mut at_a, mut at_b, mut inside) =
-            ([0u32; 2], [0u32; 2], [0u32; 2], [0u32; 2]);
-        for &x in block {
-            finite &= x.is_finite();
-            for j in 0..2 {
-                below[j] += (x < a[j]) as u32;
-                at_a[j] += (x == a[j]) as u32;
-                at_b[j] += (distinct[j] & (x == b[j])) as u32;
-                inside[j] += ((x > a[j]) & (x < b[j])) as u32;
-            }
-        }
-        for (j, t) in tallies.iter_mut().enumerate() {
-            t.below += below[j] as usize;
-            t.at_a += at_a[j] as usize;
-            t.at_b += at_b[j] as usize;
-            if inside[j] > 0 {
-                // Branch-free compaction: inside values are too common for branch prediction.
-                let mut kept = [F::ZERO; BLOCK];
-                let mut k = 0;
-                for &x in block {
-                    kept[k] = x;
-                    k += ((x > a[j]) & (x < b[j])) as usize;
-                }
-                t.inside.extend_from_slice(&kept[..k]);
-            }
-        }
-    }
-    (finite, tallies)
-}
-
-/// The threshold of bracket `side` from the chunks' tallies, or `None` if the bracket missed
-/// the boundary rank.
-fn resolve<F: Real>(
-    tallies: &[[Tally<F>; 2]],
-    side: usize,
-    br: &Bracket<F>,
-) -> Option<Threshold<F>> {
-    let sum = |f: &dyn Fn(&Tally<F>) -> usize| tallies.iter().map(|t| f(&t[side])).sum::<usize>();
-    let (below, at_a, at_b) = (sum(&|t| t.below), sum(&|t| t.at_a), sum(&|t| t.at_b));
-    let inside = sum(&|t| t.inside.len());
-    let r = br.rank.checked_sub(below)?;
-    if r < at_a {
-        let ties = tallies.iter().map(|t| t[side].at_a).collect();
-        return Some(Threshold {
-            value: br.a,
-            below,
-            ties,
-        });
-    }
-    let r = r - at_a;
-    if r < inside {
-        let mut values: Vec<F> = tallies
-            .iter()
-            .flat_map(|t| t[side].inside.iter().copied())
-            .collect();
-        let cmp = |x: &F, y: &F| x.partial_cmp(y).expect("finite values compare");
-        let value = *values.select_nth_unstable_by(r, cmp).1;
-        let below = below + at_a + values.iter().filter(|&&v| v < value).count();
-        let ties = tallies
-            .iter()
-            .map(|t| t[side].inside.iter().filter(|&&v| v == value).count())
-            .collect();
-        return Some(Threshold { value, below, ties });
-    }
-    (r - inside < at_b).then(|| Threshold {
-        value: br.b,
-        below: below + at_a + inside,
-        ties: tallies.iter().map(|t| t[side].at_b).collect(),
-    })
-}
-
-/// Batch scope in two parallel passes over `std`. A strided sample brackets the values at the
-/// two boundary ranks; pass 1 counts, per chunk, the values below / at / inside each bracket
-/// (gathering the few inside) and checks finiteness; the exact boundary values then come from
-/// `select_nth_unstable` on the gathered values (a bracket that missed, which only an
-/// adversarial order can cause, is widened to everything and pass 1 rerun: exact either way).
-/// Pass 2 writes `adv_keep = std > t_low` and `ent_keep = std < t_high` and, only in chunks that
-/// hold values tied with a threshold, resolves those ties by position from the per-chunk tie
-/// counts. Float comparisons treat `-0.0 == 0.0`, as [`Real::order_key`] does for other scopes.
-fn mask_batch<F: Real>(
-    std: &[F],
-    low: f64,
-    high: f64,
-    adv_keep: &mut [bool],
-    ent_keep: &mut [bool],
-) -> Result<()> {
-    let n = std.len();
-    let (k_low, k_high) = (mask_count(low, n), mask_count(high, n));
-    let chunk = CHUNK.max(n / (4 * rayon::current_num_threads()) + 1);
-    // Boundary ranks (0-based, in (std, position) order): the last low-masked, the first high-masked.
-    let ranks: Vec<usize> = [k_low.checked_sub(1), (k_high > 0).then(|| n - k_high)]
-        .into_iter()
-        .flatten()
-        .collect();
-    // Both sides are always tallied; a missing side gets a bracket that gathers nothing.
-    let sampled = sample_brackets(std, &ranks);
-    let unused = Bracket {
-        rank: 0,
-        a: F::from_f64(f64::INFINITY),
-        b: F::from_f64(f64::INFINITY),
-    };
-    let mut brackets = [
-        sampled.first().copied().unwrap_or(unused),
-        sampled.get(1).copied().unwrap_or(unused),
-    ];
-    let mut found: Vec<Option<Threshold<F>>>;
-    loop {
-        let (finite, tallies): (Vec<bool>, Vec<[Tally<F>; 2]>) = std
-            .par_chunks(chunk)
-            .map(|xs| tally_chunk(xs, &brackets))
-            .unzip();
-        if !finite.iter().all(|&f| f) {
-            check_finite("std", std)?;
-        }
-        found = brackets
-            .iter()
-            .take(ranks.len())
-            .enumerate()
-            .map(|(i, br)| resolve(&tallies, i, br))
-            .collect();
-        if found.iter().all(Option::is_some) {
-            break;
-        }
-        for (br, t) in brackets.iter_mut().zip(&found) {
-            if t.is_none() {
-                (br.a, br.b) = (F::from_f64(f64::NEG_INFINITY), F::from_f64(f64::INFINITY));
-            }
-        }
-    }
-    let mut found = found.into_iter().flatten();
-    let t_lo = if k_low > 0 { found.next() } else { None };
-    let t_hi = if k_high > 0 { found.next() } else { None };
-    // Per chunk: (rank among the ties of the chunk's first tie, number of ties in the chunk).
-    let firsts = |t: &Option<Threshold<F>>| -> Vec<(usize, usize)> {
-        let n_chunks = n.div_ceil(chunk);
-        let mut seen = 0;
-        (0..n_chunks)
-            .map(|c| {
-                let here = t.as_ref().map_or(0, |t| t.ties[c]);
-                seen += here;
-                (seen - here, here)
-            })
-            .collect()
-    };
-    let (ties_lo, ties_hi) = (firsts(&t_lo), firsts(&t_hi));
-    // Tie ranks (0-based among the values equal to a threshold) that are masked: the first
-    // `k_low - below` on the low side, all from `n - k_high - below` on for the high side.
-    let cut_lo = t_lo.map(|t| Cut {
-        value: t.value,
-        masked_ties: 0..k_low - t.below,
-        keep_above: true,
-    });
-    let cut_hi = t_hi.map(|t| Cut {
-        value: t.value,
-        masked_ties: n - k_high - t.below..usize::MAX,
-        keep_above: false,
-    });
-    adv_keep
-        .par_chunks_mut(chunk)
-        .zip(ent_keep.par_chunks_mut(chunk))
-        .zip(std.par_chunks(chunk))
-        .zip(ties_lo.into_par_iter().zip(ties_hi))
-        .for_each(|(((adv, ent), xs), (lo, hi))| {
-            mark(adv, xs, &cut_lo, lo);
-            mark(ent, xs, &cut_hi, hi);
-        });
-    Ok(())
-}
-
-/// One side of a batch mask: values strictly beyond `value` on the kept side are kept, values
-/// strictly on the other side are masked, and of the values equal to it those whose tie rank
-/// falls in `masked_ties` are masked.
-struct Cut<F> {
-    value: F,
-    masked_ties: std::ops::Range<usize>,
-    keep_above: bool,
-}
-
-/// Write one chunk of a mask (every element: the batch path does not pre-fill). `ties` is the
-/// chunk's first tie rank and its number of ties; chunks whose ties are all masked need no
-/// second look.
-fn mark<F: Real>(out: &mut [bool], xs: &[F], cut: &Option<Cut<F>>, (first, count): (usize, usize)) {
-    let Some(cut) = cut else {
-        out.fill(true);
-        return;
-    };
-    let v = cut.value;
-    if cut.keep_above {
-        out.iter_mut().zip(xs).for_each(|(o, &x)| *o = x > v);
-    } else {
-        out.iter_mut().zip(xs).for_each(|(o, &x)| *o = x < v);
-    }
-    let all_masked =
-        |last: usize| cut.masked_ties.contains(&first) && cut.masked_ties.contains(&last);
-    if count > 0 && !all_masked(first + count - 1) {
-        let mut rank = first;
-        for (o, &x) in out.iter_mut().zip(xs) {
-            if x == v {
-                *o = !cut.masked_ties.contains(&rank);
-                rank += 1;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -557,7 +452,7 @@ mod tests {
     #[test]
     fn sample_blind_to_the_tail_still_gives_exact_masks() {
         // The strided sample sees only even positions (all 0.0), so the high bracket misses.
-        let std: Vec<f64> = (0..4 * SAMPLE)
+        let std: Vec<f64> = (0..4 * batch::SAMPLE)
             .map(|i| {
                 if i % 2 == 0 {
                     0.0
