@@ -25,7 +25,7 @@ pub trait Real:
     const ONE: Self;
     const INFINITY: Self;
     /// `u32` for `f32`, `u64` for `f64`.
-    type Key: Ord + Copy + Default + Send + Sync + Debug + Into<u64>;
+    type Key: Ord + Copy + Default + Send + Sync + Debug + Into<u64> + TryFrom<u64>;
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
     fn is_finite(self) -> bool;

@@ -36,10 +36,10 @@ pub(super) const SAMPLE: usize = 1 << 16;
 /// Values `a <= b` expected to bracket the value of boundary rank `rank` (0-based, in
 /// `(std, position)` order); `-inf`/`+inf` when open on that side.
 #[derive(Clone, Copy)]
-struct Bracket<F> {
-    rank: usize,
-    a: F,
-    b: F,
+pub(super) struct Bracket<F> {
+    pub rank: usize,
+    pub a: F,
+    pub b: F,
 }
 
 impl<F: Real> Bracket<F> {
@@ -87,29 +87,76 @@ pub(super) fn mask_batch<F: Real>(
     let chunk = CHUNK
         .max(n / (4 * rayon::current_num_threads()) + 1)
         .min(MAX_CHUNK);
-    // Boundary ranks: the last low-masked value, the first high-masked one.
-    let ranks = [k_low.checked_sub(1), (k_high > 0).then(|| n - k_high)];
+    let brackets = sample_brackets(std, boundary_ranks(n, k_low, k_high));
+    let Some(cuts) = exact_cuts(std, chunk, k_low, k_high, brackets) else {
+        return check_finite("std", std);
+    };
+    adv_keep
+        .par_chunks_mut(chunk)
+        .zip(ent_keep.par_chunks_mut(chunk))
+        .zip(std.par_chunks(chunk))
+        .zip(cuts.fix_lo.into_par_iter().zip(cuts.fix_hi))
+        .for_each(|(((adv, ent), xs), (lo, hi))| {
+            mark(adv, ent, xs, (&cuts.lo, lo), (&cuts.hi, hi));
+        });
+    Ok(())
+}
+
+/// The boundary ranks (0-based, in `(std, position)` order) of a scope of `n` values: the last
+/// low-masked value and the first high-masked one, `None` for an empty mask.
+pub(super) fn boundary_ranks(n: usize, k_low: usize, k_high: usize) -> [Option<usize>; 2] {
+    [k_low.checked_sub(1), (k_high > 0).then(|| n - k_high)]
+}
+
+/// Both cuts of a scope, and per chunk and side the tie rank [`mark`] needs (see [`split_ties`]).
+pub(super) struct Cuts<F> {
+    pub lo: Cut<F>,
+    pub hi: Cut<F>,
+    pub fix_lo: Vec<Option<usize>>,
+    pub fix_hi: Vec<Option<usize>>,
+}
+
+/// The exact cuts of the scope `xs` (steps 2 and 3 of the module docs), tallied in chunks of
+/// `chunk` values, from brackets of its boundary ranks (`None` for an empty mask). `None` if a
+/// value is not finite.
+pub(super) fn exact_cuts<F: Real>(
+    xs: &[F],
+    chunk: usize,
+    k_low: usize,
+    k_high: usize,
+    brackets: [Option<Bracket<F>>; 2],
+) -> Option<Cuts<F>> {
+    let n = xs.len();
+    let used = brackets.map(|b| b.is_some());
     // A side without a boundary gets a bracket that gathers nothing.
     let unused = Bracket {
         rank: 0,
         a: F::INFINITY,
         b: F::INFINITY,
     };
-    let mut brackets = sample_brackets(std, ranks).map(|b| b.unwrap_or(unused));
+    let mut brackets = brackets.map(|b| b.unwrap_or(unused));
     let found = loop {
-        let tallies: Vec<Tally<F>> = std
-            .par_chunks(chunk)
-            .map(|xs| tally_chunk(xs, &brackets))
-            .collect();
+        // A scope of one chunk (a sequence) runs inside a rayon task already: no nested tasks.
+        let parallel = n > chunk;
+        let tallies: Vec<Tally<F>> = if parallel {
+            xs.par_chunks(chunk)
+                .map(|xs| tally_chunk(xs, &brackets))
+                .collect()
+        } else {
+            xs.chunks(chunk.max(1))
+                .map(|xs| tally_chunk(xs, &brackets))
+                .collect()
+        };
         if !tallies.iter().all(|t| t.finite) {
-            check_finite("std", std)?;
+            return None;
         }
-        let [r0, r1] = ranks;
-        let found = rayon::join(
-            || r0.map(|_| resolve(&tallies, 0, &brackets[0])),
-            || r1.map(|_| resolve(&tallies, 1, &brackets[1])),
-        );
-        let found = [found.0, found.1];
+        let side = |i: usize| used[i].then(|| resolve(&tallies, i, &brackets[i]));
+        let found = if parallel {
+            let (lo, hi) = rayon::join(|| side(0), || side(1));
+            [lo, hi]
+        } else {
+            [side(0), side(1)]
+        };
         if found.iter().all(|t| !matches!(t, Some(None))) {
             break found.map(Option::flatten);
         }
@@ -122,28 +169,21 @@ pub(super) fn mask_batch<F: Real>(
     let [t_lo, t_hi] = found;
     // Tie ranks (0-based among the values equal to a threshold, by position) that are masked:
     // the first `k_low - below` on the low side, all from `n - k_high - below` on the high side.
-    let cut_lo = t_lo.as_ref().map_or(Cut::keep_all(-F::INFINITY), |t| Cut {
+    let lo = t_lo.as_ref().map_or(Cut::keep_all(-F::INFINITY), |t| Cut {
         value: t.value,
         masked_ties: 0..k_low - t.below,
     });
-    let cut_hi = t_hi.as_ref().map_or(Cut::keep_all(F::INFINITY), |t| Cut {
+    let hi = t_hi.as_ref().map_or(Cut::keep_all(F::INFINITY), |t| Cut {
         value: t.value,
         masked_ties: n - k_high - t.below..usize::MAX,
     });
     let n_chunks = n.div_ceil(chunk);
-    let (fix_lo, fix_hi) = (
-        split_ties(t_lo.as_ref(), &cut_lo, n_chunks),
-        split_ties(t_hi.as_ref(), &cut_hi, n_chunks),
-    );
-    adv_keep
-        .par_chunks_mut(chunk)
-        .zip(ent_keep.par_chunks_mut(chunk))
-        .zip(std.par_chunks(chunk))
-        .zip(fix_lo.into_par_iter().zip(fix_hi))
-        .for_each(|(((adv, ent), xs), (lo, hi))| {
-            mark(adv, ent, xs, (&cut_lo, lo), (&cut_hi, hi));
-        });
-    Ok(())
+    Some(Cuts {
+        fix_lo: split_ties(t_lo.as_ref(), &lo, n_chunks),
+        fix_hi: split_ties(t_hi.as_ref(), &hi, n_chunks),
+        lo,
+        hi,
+    })
 }
 
 /// Per chunk, the tie rank of its first value equal to the threshold if some of its ties are
@@ -357,4 +397,41 @@ fn resolve<F: Real>(tallies: &[Tally<F>], side: usize, br: &Bracket<F>) -> Optio
             .map(|(c, &i)| c.le_b - c.le_a - i)
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatched_tally_matches_portable_tally() {
+        let mut rng = crate::rng::SplitMix64::new(3);
+        // 1000 values: whole blocks, whole lane groups and a remainder; few distinct values.
+        let xs: Vec<f32> = (0..1000).map(|_| rng.below(50) as f32 * 0.1).collect();
+        let br = [
+            Bracket {
+                rank: 0,
+                a: 0.5,
+                b: 1.5,
+            },
+            Bracket {
+                rank: 0,
+                a: 3.0,
+                b: 3.0,
+            },
+        ];
+        let (got, want) = (tally_chunk(&xs, &br), tally_chunk_portable(&xs, &br));
+        assert_eq!(got.inside, want.inside);
+        assert!(got.finite && want.finite);
+        for side in 0..2 {
+            let (g, w) = (got.counts[side], want.counts[side]);
+            assert_eq!((g.lt_a, g.le_a, g.le_b), (w.lt_a, w.le_a, w.le_b));
+        }
+        let expected: Vec<f32> = xs.iter().copied().filter(|&x| x > 0.5 && x < 1.5).collect();
+        assert_eq!(want.inside, expected);
+        assert_eq!(
+            want.counts[1].le_a - want.counts[1].lt_a,
+            xs.iter().filter(|&&x| x == 3.0).count()
+        );
+    }
 }

@@ -11,6 +11,7 @@
 //! in one marking sweep that resolves ties at a threshold by position.
 
 mod batch;
+mod sequence;
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -19,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::error::{EngineError, Result};
 use crate::real::{check_finite, check_unit_range, Real};
-use crate::segments::{split_at_bounds, task_bounds, validate_offsets};
+use crate::segments::validate_offsets;
 use crate::shard::group_members;
 
 /// Over which tokens the percentiles are counted.
@@ -87,7 +88,7 @@ pub fn percentile_masks_uninit<F: Real>(
         Scope::Batch => batch::mask_batch(std, low, high, adv_keep, ent_keep),
         Scope::Sequence { offsets } => {
             validate_offsets(offsets, n)?;
-            mask_sequences(std, offsets, low, high, adv_keep, ent_keep)
+            sequence::mask_sequences(std, offsets, low, high, adv_keep, ent_keep)
         }
         Scope::Group { offsets, group_ids } => {
             validate_offsets(offsets, n)?;
@@ -207,89 +208,6 @@ fn compare_both_portable<F: Real>(
         a.write(x > lo);
         e.write(x < hi);
     }
-}
-
-/// Sequence scope: each rayon task takes a run of sequences and one reusable key buffer; per
-/// sequence, `select_nth_unstable` on the order keys finds both thresholds (the high one among
-/// the keys right of the low one), then one [`mark`] sweep writes the sequence.
-fn mask_sequences<F: Real>(
-    std: &[F],
-    offsets: &[i64],
-    low: f64,
-    high: f64,
-    adv_keep: &mut [MaybeUninit<bool>],
-    ent_keep: &mut [MaybeUninit<bool>],
-) -> Result<()> {
-    let bounds = task_bounds(offsets);
-    let adv_parts = split_at_bounds(adv_keep, offsets, &bounds);
-    let ent_parts = split_at_bounds(ent_keep, offsets, &bounds);
-    let finite = adv_parts
-        .into_par_iter()
-        .zip(ent_parts)
-        .zip(bounds.par_windows(2))
-        .map(|((adv, ent), w)| {
-            let base = offsets[w[0]] as usize;
-            let mut keys = Vec::new();
-            for s in w[0]..w[1] {
-                let (a, b) = (offsets[s] as usize, offsets[s + 1] as usize);
-                let xs = &std[a..b];
-                if !xs.iter().fold(true, |f, x| f & x.is_finite()) {
-                    return false;
-                }
-                let [lo, hi] = sequence_cuts(xs, low, high, &mut keys);
-                let (adv, ent) = (&mut adv[a - base..b - base], &mut ent[a - base..b - base]);
-                mark(adv, ent, xs, (&lo.0, lo.1), (&hi.0, hi.1));
-            }
-            true
-        })
-        .reduce(|| true, |a, b| a & b);
-    if finite {
-        Ok(())
-    } else {
-        check_finite("std", std)
-    }
-}
-
-/// Both cuts of one sequence, each with the tie rank to pass to [`mark`] (`Some(0)` when some
-/// of its ties are kept). `keys` is scratch space.
-fn sequence_cuts<F: Real>(
-    xs: &[F],
-    low: f64,
-    high: f64,
-    keys: &mut Vec<F::Key>,
-) -> [(Cut<F>, Option<usize>); 2] {
-    let n = xs.len();
-    let (k_low, k_high) = (mask_count(low, n), mask_count(high, n));
-    keys.clear();
-    keys.extend(xs.iter().map(|x| x.order_key()));
-    let lo = if k_low == 0 {
-        (Cut::keep_all(-F::INFINITY), None)
-    } else {
-        let (smaller, &mut t, larger) = keys.select_nth_unstable(k_low - 1);
-        let below = smaller.iter().filter(|&&k| k < t).count();
-        // Ties at or left of the boundary rank are the masked ones; any to its right are kept.
-        let kept_ties = larger.contains(&t);
-        let cut = Cut {
-            value: F::from_order_key(t),
-            masked_ties: 0..k_low - below,
-        };
-        (cut, kept_ties.then_some(0))
-    };
-    let hi = if k_high == 0 {
-        (Cut::keep_all(F::INFINITY), None)
-    } else {
-        // `n - k_high >= k_low` (as `low + high <= 1`): the high boundary lies right of the low.
-        let h = n - k_high;
-        let t = *keys[k_low..].select_nth_unstable(h - k_low).1;
-        let below = keys[..h].iter().filter(|&&k| k < t).count();
-        let cut = Cut {
-            value: F::from_order_key(t),
-            masked_ties: h - below..usize::MAX,
-        };
-        // Ties left of the boundary rank are kept.
-        (cut, (below < h).then_some(0))
-    };
-    [lo, hi]
 }
 
 /// Positions of the `floor(low * n)` lowest and `floor(high * n)` highest `(key, position)` among
@@ -476,6 +394,32 @@ mod tests {
                 reference(&std, 0.2, 0.3),
                 "{distinct} distinct"
             );
+        }
+    }
+
+    #[test]
+    fn long_sequences_of_mixed_sign_values_match_per_segment_sort() {
+        // Negative values, both zeros and wide magnitudes exercise the key histogram's range.
+        let mut rng = crate::rng::SplitMix64::new(5);
+        let mut offsets = vec![0i64];
+        for len in [1usize, 2, 9000, 3, 5000, 0, 4096] {
+            offsets.push(offsets.last().unwrap() + len as i64);
+        }
+        let n = *offsets.last().unwrap() as usize;
+        let std: Vec<f64> = (0..n)
+            .map(|i| match rng.below(5) {
+                0 => 0.0,
+                1 => -0.0,
+                2 => -(rng.below(1000) as f64) * 1e-3,
+                _ => (rng.below(1 << 20) as f64).powi(3) * 1e-12 + i as f64 * 1e-9,
+            })
+            .collect();
+        let (adv, ent) = run(&std, 0.3, 0.25, Scope::Sequence { offsets: &offsets });
+        for w in offsets.windows(2) {
+            let (a, b) = (w[0] as usize, w[1] as usize);
+            let (ra, re) = reference(&std[a..b], 0.3, 0.25);
+            assert_eq!(&adv[a..b], &ra[..]);
+            assert_eq!(&ent[a..b], &re[..]);
         }
     }
 }
