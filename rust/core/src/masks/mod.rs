@@ -422,4 +422,26 @@ mod tests {
             assert_eq!(&ent[a..b], &re[..]);
         }
     }
+
+    #[test]
+    fn nan_in_a_sequence_is_rejected_at_its_batch_index() {
+        let std = [0.5f32, 1.0, 2.0, f32::NAN, 1.0];
+        let offsets = [0i64, 2, 5];
+        let err = percentile_masks(
+            &std,
+            0.2,
+            0.2,
+            Scope::Sequence { offsets: &offsets },
+            &mut [true; 5],
+            &mut [true; 5],
+        );
+        assert!(matches!(
+            err,
+            Err(EngineError::NonFinite {
+                arg: "std",
+                index: 3,
+                ..
+            })
+        ));
+    }
 }

@@ -34,11 +34,11 @@ pub(super) fn mask_sequences<F: Real>(
         .zip(bounds.par_windows(2))
         .map(|((adv, ent), w)| {
             let base = offsets[w[0]] as usize;
-            let mut counts = Vec::new();
+            let mut scratch = Scratch::default();
             (w[0]..w[1]).all(|s| {
                 let (a, b) = (offsets[s] as usize, offsets[s + 1] as usize);
                 let (adv, ent) = (&mut adv[a - base..b - base], &mut ent[a - base..b - base]);
-                mask_sequence(&std[a..b], low, high, &mut counts, adv, ent)
+                mask_sequence(&std[a..b], low, high, &mut scratch, adv, ent)
             })
         })
         .reduce(|| true, |a, b| a & b);
@@ -55,16 +55,16 @@ fn mask_sequence<F: Real>(
     xs: &[F],
     low: f64,
     high: f64,
-    counts: &mut Vec<u32>,
+    scratch: &mut Scratch,
     adv: &mut [MaybeUninit<bool>],
     ent: &mut [MaybeUninit<bool>],
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { mask_sequence_avx2(xs, low, high, counts, adv, ent) };
+        return unsafe { mask_sequence_avx2(xs, low, high, scratch, adv, ent) };
     }
-    mask_sequence_portable(xs, low, high, counts, adv, ent)
+    mask_sequence_portable(xs, low, high, scratch, adv, ent)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -73,11 +73,11 @@ fn mask_sequence_avx2<F: Real>(
     xs: &[F],
     low: f64,
     high: f64,
-    counts: &mut Vec<u32>,
+    scratch: &mut Scratch,
     adv: &mut [MaybeUninit<bool>],
     ent: &mut [MaybeUninit<bool>],
 ) -> bool {
-    mask_sequence_portable(xs, low, high, counts, adv, ent)
+    mask_sequence_portable(xs, low, high, scratch, adv, ent)
 }
 
 #[inline(always)]
@@ -85,17 +85,23 @@ fn mask_sequence_portable<F: Real>(
     xs: &[F],
     low: f64,
     high: f64,
-    counts: &mut Vec<u32>,
+    scratch: &mut Scratch,
     adv: &mut [MaybeUninit<bool>],
     ent: &mut [MaybeUninit<bool>],
 ) -> bool {
-    // The histogram needs finite bounds.
-    if !xs.iter().fold(true, |f, x| f & x.is_finite()) {
+    // Integer min and max of the order keys (they vectorise; float ones would not, for NaN
+    // semantics). NaN and +-inf have the extreme keys, so these also tell finiteness.
+    let keys = || xs.iter().map(|x| x.order_key());
+    let (Some(min), Some(max)) = (keys().min(), keys().max()) else {
+        return true; // an empty sequence
+    };
+    if !(F::from_order_key(min).is_finite() && F::from_order_key(max).is_finite()) {
         return false;
     }
     let n = xs.len();
     let (k_low, k_high) = (mask_count(low, n), mask_count(high, n));
-    let brackets = histogram_brackets(xs, boundary_ranks(n, k_low, k_high), counts);
+    let ranks = boundary_ranks(n, k_low, k_high);
+    let brackets = histogram_brackets(xs, (min.into(), max.into()), ranks, scratch);
     let cuts = exact_cuts(xs, n.max(1), k_low, k_high, brackets).expect("finite (checked above)");
     let first = |fix: &[Option<usize>]| fix.first().copied().flatten();
     mark(
@@ -108,30 +114,39 @@ fn mask_sequence_portable<F: Real>(
     true
 }
 
+/// Reusable buffers of [`histogram_brackets`].
+#[derive(Default)]
+struct Scratch {
+    bins: Vec<u32>,
+    counts: Vec<u32>,
+}
+
+/// Brackets holding the boundary ranks of the finite values `xs` whose order keys span
+/// `[min, max]`: a histogram of the keys in at most `2^BIN_BITS` bins of a power-of-two width (a bin index is a
+/// subtraction and a shift), and for each rank the smallest and largest key of its bin.
 #[inline(always)]
-/// Brackets holding the boundary ranks of the finite values `xs`: a histogram of the order keys
-/// over `[min, max]` in at most `2^BIN_BITS` bins of a power-of-two width (a bin index is a
-/// subtraction and a shift), and for each rank the smallest and largest key of its bin. `counts`
-/// is scratch space.
 fn histogram_brackets<F: Real>(
     xs: &[F],
+    (min, max): (u64, u64),
     ranks: [Option<usize>; 2],
-    counts: &mut Vec<u32>,
+    scratch: &mut Scratch,
 ) -> [Option<Bracket<F>>; 2] {
     if ranks.iter().all(Option::is_none) {
         return [None, None];
     }
-    // Integer min and max (they vectorise; float ones would not, for NaN semantics).
-    let keys = || xs.iter().map(|x| x.order_key());
-    let (Some(min), Some(max)) = (keys().min(), keys().max()) else {
-        return [None, None];
-    };
-    let (min, max): (u64, u64) = (min.into(), max.into());
     let shift = (u64::BITS - (max - min).leading_zeros()).saturating_sub(BIN_BITS);
+    let Scratch { bins, counts } = scratch;
+    // Bin indices in a vectorised pass, so that the scattered increments are all that is left
+    // to the scalar loop.
+    bins.clear();
+    bins.extend(
+        xs.iter()
+            .map(|x| ((x.order_key().into() - min) >> shift) as u32),
+    );
     counts.clear();
     counts.resize(((max - min) >> shift) as usize + 1, 0);
-    for &x in xs {
-        counts[((x.order_key().into() - min) >> shift) as usize] += 1;
+    for &b in bins.iter() {
+        counts[b as usize] += 1;
     }
     // Every key in `[min, max]` is the key of a finite value.
     let value =
