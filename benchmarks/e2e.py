@@ -7,7 +7,7 @@ its own; each does ``--warmup`` untimed steps then ``--steps`` timed ones throug
 ``Trainer.train_step`` (generation, rewards, values, advantages, critic and actor updates, sync).
 Random-init actors almost never emit EOS, so every run generates the same number of tokens.
 
-    python benchmarks/e2e.py [--steps 4] [--warmup 1] [--phase-memory]
+    python benchmarks/e2e.py [--steps 4] [--warmup 1] [--depth 1] [--phase-memory]
 
 ``--phase-memory`` is a diagnostic run (Linux): it resets the kernel's RSS high-water mark at every
 phase boundary and prints RSS after imports and after building the roles, then each phase's peak
@@ -47,8 +47,11 @@ COMMON = [
 ]
 
 
-def build_assets(root: Path) -> dict[str, str]:
-    """Save the actor, full critic and mini critic as HF directories, plus toy prompt files."""
+def build_assets(root: Path, depth: int = 1) -> dict[str, str]:
+    """Save the actor, full critic and mini critic as HF directories, plus toy prompt files.
+
+    ``depth`` multiplies every model's layer count (the mini critic stays ~0.25x the actor).
+    """
     import torch
     from asyppo.toy.task import ArithmeticTask, task_splits, write_jsonl
     from asyppo.toy.tokenizer import build_toy_tokenizer
@@ -60,7 +63,8 @@ def build_assets(root: Path) -> dict[str, str]:
         torch.manual_seed(0)
         config = Qwen3Config(vocab_size=len(tokenizer), max_position_embeddings=128, tie_word_embeddings=True,
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                             bos_token_id=tokenizer.bos_token_id, **size)
+                             bos_token_id=tokenizer.bos_token_id,
+                             **{**size, "num_hidden_layers": size["num_hidden_layers"] * depth})
         model = Qwen3ForCausalLM(config)
         paths[name] = str(root / name)
         model.save_pretrained(paths[name])
@@ -136,6 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--depth", type=int, default=1, help="multiply every model's layer count")
     parser.add_argument("--phase-memory", action="store_true", help="diagnostic: peak RSS per phase")
     parser.add_argument("--worker", choices=sorted(RUNS), help=argparse.SUPPRESS)
     parser.add_argument("--assets", help=argparse.SUPPRESS)
@@ -146,7 +151,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        assets = build_assets(Path(tmp))
+        assets = build_assets(Path(tmp), args.depth)
         results = {}
         for algo in RUNS:
             cmd = [sys.executable, __file__, "--worker", algo, "--assets", json.dumps(assets),

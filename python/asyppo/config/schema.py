@@ -164,9 +164,11 @@ class RuntimeConfig(Section):
         "fastest on 1: their matmuls are too small to amortise thread synchronisation.",
     )
     release_freed_memory: bool = Field(
-        True,
+        False,
         description="Fix glibc's mmap/trim thresholds at 1 MiB so freed gradients and activations go "
-        "back to the OS instead of fragmenting the heap (peak RSS -10..15% on CPU runs); no-op off glibc.",
+        "back to the OS instead of staying in a fragmented heap. Measured with a 68M actor on CPU: "
+        "peak RSS -5% and ~600 MiB less held between steps, but the actor update 1.15-2x slower "
+        "(every large tensor becomes a fresh mmap); no-op off glibc.",
     )
 
 
