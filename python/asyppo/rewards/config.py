@@ -44,8 +44,8 @@ class RewardConfig(BaseModel):
         description="Score of a sampled response that hits rollout.max_new_tokens without EOS, "
         "whatever its answer (null: score it like any other). Without it nothing rewards stopping: "
         "a box written early is paid in full however the response goes on, and the entropy bonus "
-        "then spreads the tokens after it (verl/OpenRLHF recipes score such responses 0 or, as "
-        "DAPO arXiv 2503.14476 sec. 3.4, mask or penalise them). Training scores only: "
+        "then spreads the tokens after it (the hard form of DAPO's overlong handling, arXiv "
+        "2503.14476 sec. 3.4). Training scores only: "
         "the accuracy metrics keep the verifier's verdict.",
     )
     timeout_s: float = Field(
