@@ -20,7 +20,8 @@ fn check_lengths(lengths: &[i64]) -> Result<()> {
 /// Indices sorted by decreasing length, ties by index.
 fn by_decreasing_length(lengths: &[i64]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
-    order.sort_by_key(|&i| (Reverse(lengths[i]), i));
+    // The keys are distinct (the index breaks ties), so an unstable sort gives the same order.
+    order.sort_unstable_by_key(|&i| (Reverse(lengths[i]), i));
     order
 }
 
@@ -95,43 +96,67 @@ pub fn balanced_partition(lengths: &[i64], n_parts: usize) -> Result<Vec<Vec<usi
     if n_parts < 1 {
         return Err(EngineError::range("n_parts", "at least 1", n_parts));
     }
-    type Part = (i64, Vec<usize>);
-    // Solutions keep their parts sorted by decreasing sum; the heap key is (spread, Reverse(id))
-    // so that ties pop in creation order and the result is deterministic.
-    let mut solutions: Vec<Vec<Part>> = Vec::with_capacity(2 * lengths.len());
+    let k = n_parts;
+    // A part is its token sum and a node of a merge forest (`None` when empty): a leaf is one
+    // item, a union node the two parts merged into it. Merging solutions then copies no index
+    // lists, and all solutions live in one flat array, `k` parts each, sorted by decreasing sum.
+    let mut nodes: Vec<Node> = Vec::with_capacity(2 * lengths.len());
+    let mut parts: Vec<(i64, Option<usize>)> = Vec::with_capacity(2 * k * lengths.len());
+    // The heap key is (spread, Reverse(solution)) so that ties pop in creation order and the
+    // result is deterministic.
     let mut heap: BinaryHeap<(i64, Reverse<usize>)> = BinaryHeap::new();
     for i in by_decreasing_length(lengths) {
-        let mut parts: Vec<Part> = vec![(0, Vec::new()); n_parts];
-        parts[0] = (lengths[i], vec![i]);
-        heap.push((lengths[i], Reverse(solutions.len())));
-        solutions.push(parts);
+        heap.push((lengths[i], Reverse(parts.len() / k)));
+        parts.push((lengths[i], Some(nodes.len())));
+        parts.extend(std::iter::repeat_n((0, None), k - 1));
+        nodes.push(Node::Leaf(i));
     }
+    let mut merged: Vec<(i64, Option<usize>)> = Vec::with_capacity(k);
     while heap.len() > 1 {
         let (_, Reverse(a)) = heap.pop().expect("heap has two entries");
         let (_, Reverse(b)) = heap.pop().expect("heap has two entries");
-        let heavy = std::mem::take(&mut solutions[a]);
-        let light = std::mem::take(&mut solutions[b]);
-        let mut merged: Vec<Part> = heavy
-            .into_iter()
-            .zip(light.into_iter().rev())
-            .map(|((sa, mut ia), (sb, ib))| {
-                ia.extend(ib);
-                (sa + sb, ia)
-            })
-            .collect();
+        let (heavy, light) = (&parts[a * k..(a + 1) * k], &parts[b * k..(b + 1) * k]);
+        merged.clear();
+        for (&(sa, na), &(sb, nb)) in heavy.iter().zip(light.iter().rev()) {
+            let node = match (na, nb) {
+                (Some(x), Some(y)) => {
+                    nodes.push(Node::Union(x, y));
+                    Some(nodes.len() - 1)
+                }
+                (x, None) | (None, x) => x,
+            };
+            merged.push((sa + sb, node));
+        }
         merged.sort_by_key(|p| Reverse(p.0));
-        heap.push((
-            merged[0].0 - merged[n_parts - 1].0,
-            Reverse(solutions.len()),
-        ));
-        solutions.push(merged);
+        heap.push((merged[0].0 - merged[k - 1].0, Reverse(parts.len() / k)));
+        parts.extend_from_slice(&merged);
     }
-    let mut parts = match heap.pop() {
-        Some((_, Reverse(s))) => std::mem::take(&mut solutions[s]),
-        None => vec![(0, Vec::new()); n_parts],
+    let last = match heap.pop() {
+        Some((_, Reverse(s))) => &parts[s * k..(s + 1) * k],
+        None => return Ok(vec![Vec::new(); k]),
     };
-    parts.iter_mut().for_each(|p| p.1.sort_unstable());
-    Ok(parts.into_iter().map(|p| p.1).collect())
+    Ok(last
+        .iter()
+        .map(|&(_, node)| {
+            let mut items = Vec::new();
+            let mut stack: Vec<usize> = node.into_iter().collect();
+            while let Some(n) = stack.pop() {
+                match nodes[n] {
+                    Node::Leaf(i) => items.push(i),
+                    Node::Union(x, y) => stack.extend([x, y]),
+                }
+            }
+            items.sort_unstable();
+            items
+        })
+        .collect())
+}
+
+/// A node of the merge forest of [`balanced_partition`].
+#[derive(Clone, Copy)]
+enum Node {
+    Leaf(usize),
+    Union(usize, usize),
 }
 
 #[cfg(test)]

@@ -43,8 +43,8 @@ pub fn group_advantages<F: Real>(
     if !(eps.is_finite() && eps >= 0.0) {
         return Err(EngineError::range("eps", "a finite number >= 0", eps));
     }
-    let members = crate::shard::group_members(group_ids);
-    for group in members {
+    let groups = crate::shard::group_members(group_ids);
+    for group in groups.iter() {
         let k = group.len() as f64;
         let sum: f64 = group.iter().map(|&i| scores[i].to_f64()).sum();
         let mean = sum / k;
@@ -58,7 +58,7 @@ pub fn group_advantages<F: Real>(
         } else {
             0.0
         };
-        for &i in &group {
+        for &i in group {
             let r = scores[i].to_f64();
             let a = match how {
                 _ if group.len() == 1 => 0.0,

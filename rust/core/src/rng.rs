@@ -23,16 +23,20 @@ impl SplitMix64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Uniform in `0..n` (`n >= 1`) by Lemire's multiply-shift with rejection (unbiased).
+    /// Uniform in `0..n` (`n >= 1`) by Lemire's multiply-shift with rejection (unbiased,
+    /// Lemire 2019, "Fast random integer generation in an interval", Algorithm 5). The
+    /// rejection threshold `2^64 mod n` is below `n`, so the division that computes it is only
+    /// needed when the low word is below `n` (rarely); the accepted values are the same.
     pub fn below(&mut self, n: usize) -> usize {
         let n = n as u64;
-        let threshold = n.wrapping_neg() % n;
-        loop {
-            let m = (self.next_u64() as u128) * (n as u128);
-            if (m as u64) >= threshold {
-                return (m >> 64) as usize;
+        let mut m = (self.next_u64() as u128) * (n as u128);
+        if (m as u64) < n {
+            let threshold = n.wrapping_neg() % n;
+            while (m as u64) < threshold {
+                m = (self.next_u64() as u128) * (n as u128);
             }
         }
+        (m >> 64) as usize
     }
 
     /// Fisher–Yates shuffle in place.

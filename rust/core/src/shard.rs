@@ -16,18 +16,67 @@ pub enum ShardMode {
     Random,
 }
 
-/// Sequence indices per group, groups in order of first appearance, members in index order.
-pub fn group_members(group_ids: &[i64]) -> Vec<Vec<usize>> {
-    let mut slot: HashMap<i64, usize> = HashMap::new();
-    let mut members: Vec<Vec<usize>> = Vec::new();
-    for (i, g) in group_ids.iter().enumerate() {
-        let k = *slot.entry(*g).or_insert_with(|| {
-            members.push(Vec::new());
-            members.len() - 1
-        });
-        members[k].push(i);
+/// Sequence indices grouped by group id, in one flat array: group `g` (groups in order of first
+/// appearance) is `members[starts[g]..starts[g + 1]]`, its indices ascending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Groups {
+    pub members: Vec<usize>,
+    pub starts: Vec<usize>,
+}
+
+impl Groups {
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        self.starts.len() - 1
     }
-    members
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The members of group `g`.
+    pub fn get(&self, g: usize) -> &[usize] {
+        &self.members[self.starts[g]..self.starts[g + 1]]
+    }
+
+    /// The groups' members, group by group.
+    pub fn iter(&self) -> impl Iterator<Item = &[usize]> {
+        self.starts.windows(2).map(|w| &self.members[w[0]..w[1]])
+    }
+}
+
+/// Group the sequences by `group_ids`. The responses to one prompt usually sit side by side, so
+/// the hash map is consulted once per run of equal ids, not once per sequence, and the members
+/// land in one allocation (no vector per group).
+pub fn group_members(group_ids: &[i64]) -> Groups {
+    let mut slot: HashMap<i64, usize> = HashMap::new();
+    let mut sizes: Vec<usize> = Vec::new();
+    let mut runs: Vec<(usize, usize)> = Vec::new(); // (group, run length)
+    for run in group_ids.chunk_by(|a, b| a == b) {
+        let g = *slot.entry(run[0]).or_insert(sizes.len());
+        if g == sizes.len() {
+            sizes.push(0);
+        }
+        sizes[g] += run.len();
+        runs.push((g, run.len()));
+    }
+    let mut starts = Vec::with_capacity(sizes.len() + 1);
+    starts.push(0);
+    for size in sizes {
+        starts.push(starts[starts.len() - 1] + size);
+    }
+    let mut next = starts[..starts.len() - 1].to_vec();
+    let mut members = vec![0; group_ids.len()];
+    let mut i = 0;
+    for (g, len) in runs {
+        members[next[g]..next[g] + len]
+            .iter_mut()
+            .zip(i..)
+            .for_each(|(m, j)| *m = j);
+        next[g] += len;
+        i += len;
+    }
+    Groups { members, starts }
 }
 
 /// Fill `out` (row-major `[n_critics, n_seq]`) with `out[m, i] = true` iff critic `m` trains on
@@ -71,8 +120,12 @@ pub fn shard_groups(
     match mode {
         ShardMode::Shared => {}
         ShardMode::Disjoint => {
-            for mut members in group_members(group_ids) {
-                deal(&mut members, &mut cursor, out);
+            let Groups {
+                mut members,
+                starts,
+            } = group_members(group_ids);
+            for w in starts.windows(2) {
+                deal(&mut members[w[0]..w[1]], &mut cursor, out);
             }
         }
         ShardMode::Random => deal(&mut (0..n).collect::<Vec<_>>(), &mut cursor, out),
@@ -96,7 +149,7 @@ mod tests {
             for i in 0..n {
                 prop_assert_eq!((0..m).filter(|&c| out[c * n + i]).count(), 1);
             }
-            for members in group_members(&group_ids) {
+            for members in group_members(&group_ids).iter() {
                 let ng = members.len();
                 for c in 0..m {
                     let k = members.iter().filter(|&&i| out[c * n + i]).count();
@@ -126,5 +179,13 @@ mod tests {
             a.iter().filter(|&&x| x).count(),
             b.iter().filter(|&&x| x).count()
         );
+    }
+
+    #[test]
+    fn group_members_collects_scattered_runs_in_order_of_first_appearance() {
+        let groups = group_members(&[7, 7, 3, 3, 7, 5, 3]);
+        let got: Vec<&[usize]> = groups.iter().collect();
+        assert_eq!(got, vec![&[0, 1, 4][..], &[2, 3, 6][..], &[5][..]]);
+        assert_eq!(group_members(&[]).len(), 0);
     }
 }

@@ -103,9 +103,11 @@ pub fn percentile_masks_uninit<F: Real>(
             check_finite("std", std)?;
             adv_keep.fill(MaybeUninit::new(true));
             ent_keep.fill(MaybeUninit::new(true));
-            let picked: Vec<(Vec<usize>, Vec<usize>)> = group_members(group_ids)
+            let groups = group_members(group_ids);
+            let picked: Vec<(Vec<usize>, Vec<usize>)> = (0..groups.len())
                 .into_par_iter()
-                .map(|members| {
+                .map(|g| {
+                    let members = groups.get(g);
                     let positions = members
                         .iter()
                         .flat_map(|&s| offsets[s] as usize..offsets[s + 1] as usize);
@@ -355,7 +357,7 @@ mod tests {
                 prop_assert_eq!(&ent[a..b], &re[..]);
             }
             let (adv, ent) = run(&std, low, high, Scope::Group { offsets: &offsets, group_ids });
-            for members in group_members(group_ids) {
+            for members in group_members(group_ids).iter() {
                 let pos: Vec<usize> = members.iter().flat_map(|&s| offsets[s] as usize..offsets[s + 1] as usize).collect();
                 let sub: Vec<f64> = pos.iter().map(|&p| std[p]).collect();
                 let (ra, re) = reference(&sub, low, high);
