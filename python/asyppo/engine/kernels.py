@@ -125,7 +125,8 @@ def percentile_masks(
     masked) and the ``floor(high * n)`` with the highest get ``ent_keep = False`` (left out of the
     entropy bonus). Tokens are ordered by ``(std, position)``, so ties go to the earlier token for
     the low mask and the later for the high one; the counts are exact and the sets disjoint.
-    O(T) selection (radix select on the float bits), no full sort.
+    O(T) selection, no full sort: sample (batch) or histogram (sequence) brackets of the two
+    thresholds, one counting pass, exact selection among the values inside the brackets.
 
     Args:
         std: ``[T]`` float32/float64 critic std per token.

@@ -36,10 +36,10 @@ pub(super) const SAMPLE: usize = 1 << 16;
 /// Values `a <= b` expected to bracket the value of boundary rank `rank` (0-based, in
 /// `(std, position)` order); `-inf`/`+inf` when open on that side.
 #[derive(Clone, Copy)]
-pub(super) struct Bracket<F> {
-    pub rank: usize,
-    pub a: F,
-    pub b: F,
+struct Bracket<F> {
+    rank: usize,
+    a: F,
+    b: F,
 }
 
 impl<F: Real> Bracket<F> {
@@ -109,17 +109,17 @@ pub(super) fn boundary_ranks(n: usize, k_low: usize, k_high: usize) -> [Option<u
 }
 
 /// Both cuts of a scope, and per chunk and side the tie rank [`mark`] needs (see [`split_ties`]).
-pub(super) struct Cuts<F> {
-    pub lo: Cut<F>,
-    pub hi: Cut<F>,
-    pub fix_lo: Vec<Option<usize>>,
-    pub fix_hi: Vec<Option<usize>>,
+struct Cuts<F> {
+    lo: Cut<F>,
+    hi: Cut<F>,
+    fix_lo: Vec<Option<usize>>,
+    fix_hi: Vec<Option<usize>>,
 }
 
 /// The exact cuts of the scope `xs` (steps 2 and 3 of the module docs), tallied in chunks of
 /// `chunk` values, from brackets of its boundary ranks (`None` for an empty mask). `None` if a
 /// value is not finite.
-pub(super) fn exact_cuts<F: Real>(
+fn exact_cuts<F: Real>(
     xs: &[F],
     chunk: usize,
     k_low: usize,
@@ -136,7 +136,7 @@ pub(super) fn exact_cuts<F: Real>(
     };
     let mut brackets = brackets.map(|b| b.unwrap_or(unused));
     let found = loop {
-        // A scope of one chunk (a sequence) runs inside a rayon task already: no nested tasks.
+        // A batch of one chunk is not worth rayon tasks.
         let parallel = n > chunk;
         let tallies: Vec<Tally<F>> = if parallel {
             xs.par_chunks(chunk)

@@ -5,10 +5,11 @@
 //! entropy bonus (`ent_keep = false`). Tokens are totally ordered by `(std, position)`, so ties
 //! are broken by position (earlier = lower), the counts are exact, and the two sets are
 //! disjoint whenever `low + high <= 1`. Selection is O(n), no sort: for a whole batch, a sample
-//! brackets the two boundary values and one counting pass finds them exactly ([`batch`]); within
-//! each sequence, `select_nth_unstable` on the integer order keys; within each group (whose tokens
-//! are scattered), on `(order key, position)` pairs. Every scope but `Group` writes both masks
-//! in one marking sweep that resolves ties at a threshold by position.
+//! brackets the two boundary values and one counting pass finds them exactly (`batch.rs`); within
+//! each sequence, a histogram of the order keys finds the bins holding them (`sequence.rs`); within
+//! each group (whose tokens are scattered), `select_nth_unstable` on `(order key, position)`
+//! pairs. The batch and sequence scopes write both masks in one marking sweep that resolves ties
+//! at a threshold by position, into outputs that need no initial value.
 
 mod batch;
 mod sequence;

@@ -1,19 +1,23 @@
-//! Sequence scope of the percentile masks: the batch algorithm run on each sequence, with the
-//! brackets of the boundary ranks read off a histogram of the sequence instead of a sample
-//! (a sequence of a few thousand tokens is too short for a sample to bracket them narrowly).
+//! Sequence scope of the percentile masks. Per sequence (a few thousand tokens, in cache): a
+//! histogram of the order keys finds the bin holding each boundary rank, one pass gathers the
+//! keys of those two bins, `select_nth_unstable` among them gives the exact thresholds, and one
+//! [`mark`] sweep writes both masks. (A sample, as the batch scope uses, would be too small to
+//! bracket the ranks narrowly in so short a scope.)
 
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::batch::{boundary_ranks, exact_cuts, Bracket};
-use super::{mark, mask_count};
+use super::batch::boundary_ranks;
+use super::{mark, mask_count, Cut};
 use crate::error::Result;
 use crate::real::{check_finite, Real};
 use crate::segments::{split_at_bounds, task_bounds};
 
 /// The histogram of a sequence's order keys has at most `2^BIN_BITS` bins.
 const BIN_BITS: u32 = 10;
+/// Bins compared side by side in the gathering pass.
+const LANES: usize = 8;
 
 /// Write every element of `adv_keep` and `ent_keep`, sequence by sequence of `offsets` (valid):
 /// each rayon task takes a run of sequences and one reusable histogram.
@@ -100,44 +104,47 @@ fn mask_sequence_portable<F: Real>(
     }
     let n = xs.len();
     let (k_low, k_high) = (mask_count(low, n), mask_count(high, n));
-    let ranks = boundary_ranks(n, k_low, k_high);
-    let brackets = histogram_brackets(xs, (min.into(), max.into()), ranks, scratch);
-    let cuts = exact_cuts(xs, n.max(1), k_low, k_high, brackets).expect("finite (checked above)");
-    let first = |fix: &[Option<usize>]| fix.first().copied().flatten();
-    mark(
-        adv,
-        ent,
-        xs,
-        (&cuts.lo, first(&cuts.fix_lo)),
-        (&cuts.hi, first(&cuts.fix_hi)),
-    );
+    let [lo, hi] = sequence_cuts(xs, (min.into(), max.into()), k_low, k_high, scratch);
+    mark(adv, ent, xs, (&lo.0, lo.1), (&hi.0, hi.1));
     true
 }
 
-/// Reusable buffers of [`histogram_brackets`].
+/// Reusable buffers of [`sequence_cuts`].
 #[derive(Default)]
 struct Scratch {
     bins: Vec<u32>,
     counts: Vec<u32>,
+    picked: [Vec<u64>; 2],
 }
 
-/// Brackets holding the boundary ranks of the finite values `xs` whose order keys span
-/// `[min, max]`: a histogram of the keys in at most `2^BIN_BITS` bins of a power-of-two width (a bin index is a
-/// subtraction and a shift), and for each rank the smallest and largest key of its bin.
+/// Both cuts of the finite sequence `xs` whose order keys span `[min, max]`, each with the tie
+/// rank to pass to [`mark`] (`Some(0)` when some of its ties are kept).
+///
+/// The histogram has at most `2^BIN_BITS` bins of a power-of-two width over `[min, max]`, so a
+/// bin index is a subtraction and a shift; the bin indices are computed in a vectorised pass,
+/// which leaves only the scattered increments to a scalar loop.
 #[inline(always)]
-fn histogram_brackets<F: Real>(
+fn sequence_cuts<F: Real>(
     xs: &[F],
     (min, max): (u64, u64),
-    ranks: [Option<usize>; 2],
+    k_low: usize,
+    k_high: usize,
     scratch: &mut Scratch,
-) -> [Option<Bracket<F>>; 2] {
-    if ranks.iter().all(Option::is_none) {
-        return [None, None];
+) -> [(Cut<F>, Option<usize>); 2] {
+    let n = xs.len();
+    let mut cuts = [
+        (Cut::keep_all(-F::INFINITY), None),
+        (Cut::keep_all(F::INFINITY), None),
+    ];
+    if k_low == 0 && k_high == 0 {
+        return cuts;
     }
+    let Scratch {
+        bins,
+        counts,
+        picked,
+    } = scratch;
     let shift = (u64::BITS - (max - min).leading_zeros()).saturating_sub(BIN_BITS);
-    let Scratch { bins, counts } = scratch;
-    // Bin indices in a vectorised pass, so that the scattered increments are all that is left
-    // to the scalar loop.
     bins.clear();
     bins.extend(
         xs.iter()
@@ -148,21 +155,68 @@ fn histogram_brackets<F: Real>(
     for &b in bins.iter() {
         counts[b as usize] += 1;
     }
+    // Per side: the boundary rank, the bin holding it and how many keys lie in earlier bins.
+    let located = boundary_ranks(n, k_low, k_high).map(|rank| {
+        let rank = rank?;
+        let mut before = 0;
+        let bin = counts.iter().position(|&c| {
+            let holds = before + c as usize > rank;
+            before += if holds { 0 } else { c as usize };
+            holds
+        })?;
+        Some((rank, bin as u32, before))
+    });
+    // One pass gathers the keys of both bins (`u32::MAX` is no bin): per group of `LANES`
+    // values, a vectorised compare makes a bit mask (low byte: side 0, next byte: side 1)
+    // whose set bits, a few percent, are then visited.
+    let target = located.map(|l| l.map_or(u32::MAX, |l| l.1));
+    picked.iter_mut().for_each(Vec::clear);
+    let (groups, rest) = bins.as_chunks::<LANES>();
+    for (bs, xs) in groups.iter().zip(xs.chunks_exact(LANES)) {
+        let mut hits = 0u32;
+        for (l, &b) in bs.iter().enumerate() {
+            hits |= ((b == target[0]) as u32) << l | ((b == target[1]) as u32) << (l + LANES);
+        }
+        while hits != 0 {
+            let bit = hits.trailing_zeros() as usize;
+            picked[bit / LANES].push(xs[bit % LANES].order_key().into());
+            hits &= hits - 1;
+        }
+    }
+    for (&b, &x) in rest.iter().zip(&xs[groups.len() * LANES..]) {
+        for side in 0..2 {
+            if b == target[side] {
+                picked[side].push(x.order_key().into());
+            }
+        }
+    }
     // Every key in `[min, max]` is the key of a finite value.
     let value =
         |key: u64| F::from_order_key(F::Key::try_from(key).unwrap_or_else(|_| unreachable!()));
-    ranks.map(|rank| {
-        let rank = rank?;
-        let mut seen = 0;
-        let bin = counts.iter().position(|&c| {
-            seen += c as usize;
-            seen > rank
-        })?;
-        let first = min + ((bin as u64) << shift);
-        Some(Bracket {
-            rank,
-            a: value(first),
-            b: value(max.min(first + (1 << shift) - 1)),
-        })
-    })
+    for (side, keys) in picked.iter_mut().enumerate() {
+        let Some((rank, _, before)) = located[side] else {
+            continue;
+        };
+        let (smaller, &mut t, _) = keys.select_nth_unstable(rank - before);
+        let below = before + smaller.iter().filter(|&&k| k < t).count();
+        let ties = keys.iter().filter(|&&k| k == t).count();
+        cuts[side] = if side == 0 {
+            // The first `k_low - below` ties are masked, any after them kept.
+            let masked = k_low - below;
+            let cut = Cut {
+                value: value(t),
+                masked_ties: 0..masked,
+            };
+            (cut, (ties > masked).then_some(0))
+        } else {
+            // The ties from rank `n - k_high - below` on are masked, any before them kept.
+            let first_masked = n - k_high - below;
+            let cut = Cut {
+                value: value(t),
+                masked_ties: first_masked..usize::MAX,
+            };
+            (cut, (first_masked > 0).then_some(0))
+        };
+    }
+    cuts
 }
