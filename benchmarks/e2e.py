@@ -92,7 +92,7 @@ def track_phase_peaks(peaks: dict[str, float]) -> None:
     """Make every trainer phase record its peak RSS into ``peaks`` (max over the steps)."""
     from contextlib import contextmanager
 
-    import asyppo.trainer.loop as loop
+    from asyppo.trainer import loop
 
     class PeakTimer(loop.PhaseTimer):
         @contextmanager

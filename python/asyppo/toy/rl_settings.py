@@ -7,7 +7,7 @@ warm-started actor) to 84.8-85.9% in 80 steps (three seeds), 54-70 s of RL wall 
 command with an empty cache (warm-start included) took 76 s. With the earlier 2 x 128 actor the
 same settings gave 34.0% -> 77-80%; learning rates above ~1.5e-3 were unstable for it. With
 ``reward.truncated_score`` 0 (added later, so that sampled responses keep stopping at EOS) a cold
-run gave 31.2% -> 85.2% in 86 s. Curves, timings and the other settings tried are in
+run gave 31.2% -> 85.2% in 76 s. Curves, timings and the other settings tried are in
 ``docs/embedded_default.md``.
 """
 

@@ -34,7 +34,12 @@ from asyppo.observability import PhaseTimer, StepProgress, peak_memory_metrics
 from asyppo.rollout import SamplingParams
 from asyppo.runtime import gather
 from asyppo.trainer.evaluate import evaluate
-from asyppo.trainer.rollout_step import ScoredBatch, informative_groups, score_truncated, scored_batch
+from asyppo.trainer.rollout_step import (
+    ScoredBatch,
+    informative_groups,
+    score_truncated,
+    scored_batch,
+)
 from asyppo.trainer.setup import Roles, build_roles, configure_torch, load_datasets, resolve
 
 
