@@ -7,7 +7,10 @@ its own; each does ``--warmup`` untimed steps then ``--steps`` timed ones throug
 ``Trainer.train_step`` (generation, rewards, values, advantages, critic and actor updates, sync).
 Random-init actors almost never emit EOS, so every run generates the same number of tokens.
 
-    python benchmarks/e2e.py [--steps 4] [--warmup 1] [--depth 1] [--phase-memory]
+    python benchmarks/e2e.py [--steps 4] [--warmup 1] [--depth 1] [--gradient-checkpointing] [--phase-memory]
+
+``--gradient-checkpointing`` turns activation checkpointing on for the actor and every critic in all
+three runs alike (the setting large-model runs use), so the shared activation memory shrinks.
 
 ``--phase-memory`` is a diagnostic run (Linux): it resets the kernel's RSS high-water mark at every
 phase boundary and prints RSS after imports and after building the roles, then each phase's peak
@@ -106,7 +109,7 @@ def track_phase_peaks(peaks: dict[str, float]) -> None:
 
 
 def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: str,
-           phase_memory: bool = False) -> dict[str, float]:
+           phase_memory: bool = False, gradient_checkpointing: bool = False) -> dict[str, float]:
     """Runs in the subprocess: time ``steps`` training steps after ``warmup`` ones."""
     from asyppo.config import load_train_config
     from asyppo.trainer import Trainer
@@ -116,6 +119,8 @@ def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: 
         peaks["after imports"] = rss_mb()[0]
         track_phase_peaks(peaks)
     overrides = [o.format(**assets) for o in COMMON + RUNS[algo]] + [f"trainer.output_dir={out_dir}"]
+    if gradient_checkpointing:
+        overrides += ["actor.gradient_checkpointing=true", "critic.gradient_checkpointing=true"]
     trainer = Trainer(load_train_config(None, overrides))
     if phase_memory:
         peaks["after building roles"] = rss_mb()[0]
@@ -142,12 +147,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--depth", type=int, default=1, help="multiply every model's layer count")
     parser.add_argument("--phase-memory", action="store_true", help="diagnostic: peak RSS per phase")
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="activation checkpointing for the actor and every critic, in all runs")
     parser.add_argument("--worker", choices=sorted(RUNS), help=argparse.SUPPRESS)
     parser.add_argument("--assets", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        result = worker(args.worker, json.loads(args.assets), args.steps, args.warmup, args.out, args.phase_memory)
+        result = worker(args.worker, json.loads(args.assets), args.steps, args.warmup, args.out, args.phase_memory,
+                        args.gradient_checkpointing)
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,7 +164,8 @@ def main() -> None:
         for algo in RUNS:
             cmd = [sys.executable, __file__, "--worker", algo, "--assets", json.dumps(assets),
                    "--steps", str(args.steps), "--warmup", str(args.warmup), "--out", str(Path(tmp) / f"run_{algo}"),
-                   *(["--phase-memory"] if args.phase_memory else [])]
+                   *(["--phase-memory"] if args.phase_memory else []),
+                   *(["--gradient-checkpointing"] if args.gradient_checkpointing else [])]
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.exit(f"{algo} worker failed:\n{done.stderr[-3000:]}")
