@@ -11,7 +11,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = (
+__all__ = [
+    "__version__",
     "algos",
     "checkpoint",
     "config",
@@ -25,9 +26,9 @@ _SUBMODULES = (
     "runtime",
     "toy",
     "trainer",
-)
+]
 
-__all__ = ["__version__", *_SUBMODULES]
+_SUBMODULES = frozenset(__all__) - {"__version__"}
 
 
 def __getattr__(name: str) -> Any:
