@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from asyppo.models.loading import quiet_transformers
 from asyppo.toy.model import (
     ACTOR_SIZE,
     CRITIC_SIZE,
@@ -115,16 +116,18 @@ def _build_actor(settings: ToySettings, out: Path) -> None:
         100 * report.probe_accuracy,
         seconds,
     )
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with quiet_transformers():
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
     info = {**asdict(report), "seconds": round(seconds, 2), "parameters": count_parameters(model)}
     (out / "warm_start.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def _build_critic(settings: ToySettings, out: Path) -> None:
     tokenizer = build_toy_tokenizer()
-    build_toy_model(tokenizer, settings.critic, seed=settings.critic_seed).save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with quiet_transformers():
+        build_toy_model(tokenizer, settings.critic, seed=settings.critic_seed).save_pretrained(out)
+        tokenizer.save_pretrained(out)
 
 
 def resolve_builtin(
