@@ -17,8 +17,8 @@ from asyppo.algos import (
     LossNormalizer,
     PolicyLossInputs,
     compute_policy_loss,
-    entropy_from_logits,
     token_log_probs,
+    token_log_probs_and_entropy,
 )
 from asyppo.config.schema import ActorConfig
 from asyppo.models import load_actor
@@ -43,9 +43,9 @@ def policy_outputs(
         use_cache=False,
         logits_to_keep=x.response_width + 1,
     ).logits[:, :-1]
-    log_probs = token_log_probs(logits, x.labels, temperature=temperature)
-    entropy = entropy_from_logits(logits, temperature=temperature) if with_entropy else None
-    return log_probs, entropy
+    if with_entropy:
+        return token_log_probs_and_entropy(logits, x.labels, temperature=temperature)
+    return token_log_probs(logits, x.labels, temperature=temperature), None
 
 
 class ActorRole:
