@@ -16,6 +16,9 @@ from asyppo.config.schema import CriticConfig
 from asyppo.models import ValueModel, load_critic
 from asyppo.trainer.batch import ModelInput, SequenceBatch
 from asyppo.trainer.optim import build_optimizer, clip_and_step
+
+#: Below this variance of the returns, explained variance is undefined (logged as 0).
+MIN_RETURN_VARIANCE = 1e-8
 from asyppo.trainer.roles.microbatch import micro_batches
 
 
@@ -104,9 +107,12 @@ class CriticRole:
                     weight = 1.0 if key.endswith("/loss") else len(positions) / shard.n_tokens
                     metrics[key.replace("critic/", f"{self.name}/")] += value * weight / self.ppo_epochs
             grad_norms.append(clip_and_step(self.params, self.optimizer, self.scheduler, self.grad_clip))
-        variance = float(np.var(returns))
-        residual = float(np.var(returns - old_values))
-        metrics[f"{self.name}/explained_var"] = 1.0 - residual / variance if variance > 0 else 0.0
+        # 1 - Var(R - V) / Var(R), in float64; undefined (logged as 0) when the returns are constant
+        # up to float32 rounding noise, which would otherwise blow the metric up to -1e14.
+        variance = float(np.var(returns, dtype=np.float64))
+        residual = float(np.var(returns.astype(np.float64) - old_values))
+        explained = 1.0 - residual / variance if variance > MIN_RETURN_VARIANCE else 0.0
+        metrics[f"{self.name}/explained_var"] = explained
         metrics[f"{self.name}/grad_norm"] = float(np.mean(grad_norms))
         metrics[f"{self.name}/lr"] = float(self.scheduler.get_last_lr()[0])
         return dict(metrics)
