@@ -114,6 +114,81 @@ def test_padded_torch_round_trip_keeps_autograd() -> None:
     assert logits.grad is not None and float(logits.grad.sum()) == 2 * buf.n_tokens
 
 
+def reference_left_layout(buf: TrajectoryBuffer, pad_id: int) -> dict[str, np.ndarray]:
+    """Row by row: pad ++ prompt at columns [0, P), response ++ pad at [P, P+R)."""
+    p_width = int(buf.prompt_lengths.max())
+    r_width = int(buf.response_lengths.max())
+    ids, attention, positions, response = [], [], [], []
+    for i in range(len(buf)):
+        prompt = buf.prompt_ids[buf.prompt_offsets[i] : buf.prompt_offsets[i + 1]].tolist()
+        resp = buf.response_ids[buf.offsets[i] : buf.offsets[i + 1]].tolist()
+        left, right = p_width - len(prompt), r_width - len(resp)
+        ids.append([pad_id] * left + prompt + resp + [pad_id] * right)
+        attention.append([0] * left + [1] * (len(prompt) + len(resp)) + [0] * right)
+        n = len(prompt) + len(resp)
+        positions.append([0] * left + list(range(n)) + [max(n - 1, 0)] * right)
+        response.append([0] * p_width + [1] * len(resp) + [0] * right)
+    return {
+        "input_ids": np.array(ids),
+        "attention_mask": np.array(attention),
+        "position_ids": np.array(positions),
+        "response_mask": np.array(response),
+    }
+
+
+def test_left_layout_matches_a_row_by_row_reference() -> None:
+    buf = build()
+    out = buf.to_padded(pad_id=-1, prompt_side="left")
+    for name, expected in reference_left_layout(buf, pad_id=-1).items():
+        np.testing.assert_array_equal(out[name], expected, err_msg=name)
+
+
+def test_left_layout_starts_every_response_at_the_longest_prompt_width() -> None:
+    out = build().to_padded(prompt_side="left")
+    np.testing.assert_array_equal(
+        out["input_ids"], [[0, 11, 12, 21, 22, 23], [0, 0, 13, 24, 0, 0], [14, 15, 16, 0, 0, 0]]
+    )
+    np.testing.assert_array_equal(out["old_log_probs"][0], [0, 0, 0, -1, -2, -3])
+
+
+def test_position_ids_count_real_tokens_only() -> None:
+    out = build().to_padded(prompt_side="left")
+    np.testing.assert_array_equal(out["position_ids"][1], [0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(build().to_padded()["position_ids"][1], [0, 1, 1, 1, 1])
+
+
+def test_left_layout_from_padded_inverts_to_padded() -> None:
+    buf = build()
+    padded = buf.to_padded(prompt_side="left", as_torch=True)
+    np.testing.assert_array_equal(
+        buf.from_padded(padded["values"], prompt_side="left"), buf["values"]
+    )
+
+
+def test_unknown_prompt_side_is_refused() -> None:
+    with pytest.raises(ValueError, match="prompt_side: expected 'right' or 'left', got 'top'"):
+        build().to_padded(prompt_side="top")  # type: ignore[arg-type]
+
+
+def test_token_index_gathers_like_select_and_matches_a_per_sequence_reference() -> None:
+    buf = build()
+    index = [2, 0, -3, 1]  # -3 is sequence 0 again, counted from the end
+    starts, ends = buf.offsets[:-1], buf.offsets[1:]
+    expected = [t for i in index for t in range(starts[i], ends[i])]
+    np.testing.assert_array_equal(buf.token_index(index), expected)
+    np.testing.assert_array_equal(
+        buf["values"][:, buf.token_index(index)], buf.select(index)["values"]
+    )
+
+
+def test_token_index_scatters_micro_batch_results_back_in_place() -> None:
+    buf = build()
+    out = np.zeros(buf.n_tokens, dtype=np.int64)
+    for index in buf.microbatch_indices(4, padded=False):
+        out[buf.token_index(index)] = buf.select(index).response_ids
+    np.testing.assert_array_equal(out, buf.response_ids)
+
+
 def test_microbatches_cover_the_batch_within_the_padded_budget() -> None:
     rng = np.random.default_rng(0)
     buf = TrajectoryBuffer()

@@ -6,13 +6,19 @@ last axis runs over the batch's ``T`` response tokens (``old_log_probs [T]``, pe
 ``values [M, T]``, ``advantages [T]``, ...). Response tokens are packed with ``offsets [N+1]``,
 prompts with ``prompt_offsets [N+1]``. Every operation is vectorised numpy over whole arrays:
 there is no Python loop over tokens.
+
+Two padded layouts serve model input (``prompt_side``): ``"right"`` puts each row's prompt, then
+its response, then padding; ``"left"`` left-pads the prompts to the longest prompt P and
+right-pads the responses, so every response starts at column P and the outputs scoring response
+token j of every row sit in the one column ``P-1+j`` (a contiguous slice; an LM head can skip the
+prompt).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -44,6 +50,9 @@ def _check_offsets(offsets: np.ndarray, n_tokens: int, name: str) -> None:
         raise ValueError(
             f"{name}: expected non-decreasing offsets from 0 to {n_tokens}, got {offsets}"
         )
+
+
+PromptSide = Literal["right", "left"]
 
 
 def _stored(name: str, doc: str) -> property:
@@ -279,16 +288,30 @@ class TrajectoryBuffer:
         return broadcast_to_tokens(per_seq, self._data["offsets"])
 
     # -- selection and micro-batches --------------------------------------------------------------
-    def select(self, indices: Any) -> TrajectoryBuffer:
-        """A new buffer with the sequences ``indices`` in that order (a copy)."""
-        self._flush()
-        n = len(self._data["offsets"]) - 1
+    def _sequence_index(self, indices: Any) -> np.ndarray:
+        """``indices`` checked against ``[-N, N)`` and wrapped to ``[0, N)``, int64."""
+        n = len(self)
         idx = array(indices, "indices", "int")
         if len(idx) and (idx.min() < -n or idx.max() >= n):
             raise ValueError(
                 f"indices: expected values in [{-n}, {n}), got min {idx.min()}, max {idx.max()}"
             )
-        idx = idx % max(n, 1)
+        return idx % max(n, 1)
+
+    def token_index(self, indices: Any) -> np.ndarray:
+        """int64 ``[T_sel]``: the token-axis positions of the response tokens of sequences
+        ``indices``, in that order, i.e. what :meth:`select` gathers every token field with.
+
+        Gathers an array packed like this buffer the way ``select`` would
+        (``x[..., buf.token_index(idx)]``) and scatters values computed on ``buf.select(idx)``
+        back into place (``out[..., buf.token_index(idx)] = y``).
+        """
+        self._flush()
+        return _gather_index(self._data["offsets"], self._sequence_index(indices))[0]
+
+    def select(self, indices: Any) -> TrajectoryBuffer:
+        """A new buffer with the sequences ``indices`` in that order (a copy)."""
+        idx = self._sequence_index(indices)
         tok, offsets = _gather_index(self._data["offsets"], idx)
         ptok, prompt_offsets = _gather_index(self._data["prompt_offsets"], idx)
         out = TrajectoryBuffer()
@@ -305,40 +328,68 @@ class TrajectoryBuffer:
         out._fields = {k: v[..., tok] for k, v in self._fields.items()}
         return out
 
+    def microbatch_indices(self, max_tokens: int, *, padded: bool = True) -> list[np.ndarray]:
+        """Sequence indices of micro-batches whose prompt+response tokens fit ``max_tokens``
+        (``pack_microbatches`` over ``prompt_lengths + response_lengths``; ``padded=True``
+        budgets ``count * longest``, the ``[B, L]`` size of the right-padded layout).
+        :meth:`iter_microbatches` selects them; with :meth:`token_index` they place per-token
+        results computed micro-batch by micro-batch back into packed order."""
+        return pack_microbatches(
+            self.prompt_lengths + self.response_lengths, max_tokens, padded=padded
+        )
+
     def iter_microbatches(
         self, max_tokens: int, *, padded: bool = True
     ) -> Iterator[TrajectoryBuffer]:
-        """Sub-buffers whose prompt+response tokens fit ``max_tokens`` (see ``pack_microbatches``;
-        ``padded=True`` budgets the ``[B, L]`` padded size that :meth:`to_padded` will produce)."""
-        lengths = self.prompt_lengths + self.response_lengths
-        for idx in pack_microbatches(lengths, max_tokens, padded=padded):
+        """The sub-buffers ``select(idx)`` for ``idx`` in :meth:`microbatch_indices` (same
+        arguments), token fields included."""
+        for idx in self.microbatch_indices(max_tokens, padded=padded):
             yield self.select(idx)
 
     # -- padded model input -----------------------------------------------------------------------
-    def masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """bool ``[B, L]`` masks of prompt, response and all tokens for the padded layout
-        (row ``b`` = prompt ++ response ++ padding, ``L`` = longest prompt+response)."""
+    def masks(self, prompt_side: PromptSide = "right") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """bool ``[B, L]`` masks of prompt, response and all tokens for a padded layout.
+
+        ``"right"``: row ``b`` = prompt ++ response ++ padding, ``L`` = longest prompt+response.
+        ``"left"``: row ``b`` = padding ++ prompt | response ++ padding with the bar at column
+        ``P`` = longest prompt, ``L = P + R`` with ``R`` = longest response.
+        """
         plen, rlen = self.prompt_lengths, self.response_lengths
-        total = plen + rlen
-        cols = np.arange(int(total.max(initial=0)), dtype=np.int64)[None, :]
-        prompt = cols < plen[:, None]
-        valid = cols < total[:, None]
-        return prompt, valid & ~prompt, valid
+        if prompt_side == "right":
+            total = plen + rlen
+            cols = np.arange(int(total.max(initial=0)), dtype=np.int64)[None, :]
+            prompt = cols < plen[:, None]
+            valid = cols < total[:, None]
+            return prompt, valid & ~prompt, valid
+        if prompt_side == "left":
+            width = int(plen.max(initial=0))
+            cols = np.arange(width + int(rlen.max(initial=0)), dtype=np.int64)[None, :]
+            prompt = (cols >= (width - plen)[:, None]) & (cols < width)
+            response = (cols >= width) & (cols < (width + rlen)[:, None])
+            return prompt, response, prompt | response
+        raise ValueError(f"prompt_side: expected 'right' or 'left', got {prompt_side!r}")
 
     def to_padded(
-        self, pad_id: int = 0, fields: list[str] | None = None, as_torch: bool = False
+        self,
+        pad_id: int = 0,
+        fields: list[str] | None = None,
+        as_torch: bool = False,
+        prompt_side: PromptSide = "right",
     ) -> dict[str, Any]:
-        """Model input as right-padded ``[B, L]`` arrays.
+        """Model input as padded ``[B, L]`` arrays in the ``prompt_side`` layout (:meth:`masks`).
 
-        Returns ``input_ids`` (int64, prompt then response then ``pad_id``), ``attention_mask``
-        (int64, 1 on prompt and response), ``response_mask`` (float32, 1 on response tokens), and
-        each token field in ``fields`` (default: all) scattered to its response positions, 0
-        elsewhere (``[..., T] -> [..., B, L]``). The field value of response token ``t`` sits at
-        the position of token ``t`` itself: the logits that predict it are at the position before.
-        With ``as_torch`` the arrays are returned as CPU torch tensors sharing their memory.
+        Returns ``input_ids`` (int64, tokens where :meth:`masks` has them, ``pad_id`` elsewhere),
+        ``attention_mask`` (int64, 1 on prompt and response), ``position_ids`` (int64, the index
+        of each token within its own prompt+response, so left padding does not shift it:
+        ``max(cumsum(attention_mask) - 1, 0)`` along each row), ``response_mask`` (float32, 1 on
+        response tokens), and each token field in ``fields`` (default: all) scattered to its
+        response positions, 0 elsewhere (``[..., T] -> [..., B, L]``). The field value of response
+        token ``t`` sits at the position of token ``t`` itself: the logits that predict it are at
+        the position before. With ``as_torch`` the arrays are returned as CPU torch tensors
+        sharing their memory.
         """
         self._flush()
-        prompt, response, valid = self.masks()
+        prompt, response, valid = self.masks(prompt_side)
         input_ids = np.full(
             valid.shape, integer(pad_id, "pad_id", -(2**63), 2**63 - 1), dtype=np.int64
         )
@@ -347,6 +398,7 @@ class TrajectoryBuffer:
         out: dict[str, np.ndarray] = {
             "input_ids": input_ids,
             "attention_mask": valid.astype(np.int64),
+            "position_ids": np.maximum(np.cumsum(valid, axis=1, dtype=np.int64) - 1, 0),
             "response_mask": response.astype(np.float32),
         }
         for name in self.fields if fields is None else fields:
@@ -356,11 +408,12 @@ class TrajectoryBuffer:
             out[name] = padded
         return {k: like(v, as_torch) for k, v in out.items()}
 
-    def from_padded(self, padded: Any) -> Any:
+    def from_padded(self, padded: Any, prompt_side: PromptSide = "right") -> Any:
         """The packed ``[..., T]`` response-token values of a ``[..., B, L]`` array laid out as
-        :meth:`to_padded` (e.g. new log-probs or values from the model). Same kind as the input."""
+        :meth:`to_padded` with the same ``prompt_side`` (e.g. new log-probs or values from the
+        model). Same kind as the input."""
         self._flush()
-        _, response, _ = self.masks()
+        _, response, _ = self.masks(prompt_side)
         shape = tuple(padded.shape) if is_torch(padded) else to_numpy(padded, "padded").shape
         if shape[-2:] != response.shape:
             raise ValueError(
