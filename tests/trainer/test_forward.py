@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from asyppo.engine import TrajectoryBuffer
 from asyppo.models import ValueModel
-from asyppo.trainer.batch import SequenceBatch, model_input
+from asyppo.trainer.model_input import model_input
 from asyppo.trainer.roles.actor import policy_outputs
 from asyppo.trainer.roles.critic import response_values
 from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3Model
@@ -22,29 +23,24 @@ def tiny_config() -> Qwen3Config:
 
 
 @pytest.fixture(scope="module")
-def batch() -> SequenceBatch:
+def batch() -> TrajectoryBuffer:
     rng = np.random.default_rng(0)
-    prompts = [rng.integers(3, 24, size=n) for n in (4, 1, 6)]
-    responses = [rng.integers(3, 24, size=n) for n in (3, 5, 1)]
-    return SequenceBatch(
-        prompt_ids=np.concatenate(prompts),
-        prompt_offsets=np.cumsum([0, *map(len, prompts)]),
-        response_ids=np.concatenate(responses),
-        offsets=np.cumsum([0, *map(len, responses)]),
-        group_ids=np.arange(3),
-    )
+    buf = TrajectoryBuffer()
+    for group, (p, r) in enumerate([(4, 3), (1, 5), (6, 1)]):
+        buf.append(rng.integers(3, 24, size=p), rng.integers(3, 24, size=r), group_id=group)
+    return buf
 
 
-def unpadded_sequences(batch: SequenceBatch) -> list[tuple[torch.Tensor, int]]:
+def unpadded_sequences(batch: TrajectoryBuffer) -> list[tuple[torch.Tensor, int]]:
     out = []
-    for i in range(batch.n_sequences):
+    for i in range(len(batch)):
         prompt = batch.prompt_ids[batch.prompt_offsets[i] : batch.prompt_offsets[i + 1]]
         response = batch.response_ids[batch.offsets[i] : batch.offsets[i + 1]]
         out.append((torch.tensor(np.concatenate([prompt, response]))[None], len(prompt)))
     return out
 
 
-def test_policy_log_probs_match_an_unpadded_pass_per_sequence(batch: SequenceBatch) -> None:
+def test_policy_log_probs_match_an_unpadded_pass_per_sequence(batch: TrajectoryBuffer) -> None:
     torch.manual_seed(0)
     model = Qwen3ForCausalLM(tiny_config()).eval()
     x = model_input(batch, PAD)
@@ -58,7 +54,7 @@ def test_policy_log_probs_match_an_unpadded_pass_per_sequence(batch: SequenceBat
     assert entropy is not None and bool((x.to_packed(entropy) > 0).all())
 
 
-def test_critic_values_match_an_unpadded_pass_per_sequence(batch: SequenceBatch) -> None:
+def test_critic_values_match_an_unpadded_pass_per_sequence(batch: TrajectoryBuffer) -> None:
     torch.manual_seed(0)
     critic = ValueModel(Qwen3Model(tiny_config())).eval()
     x = model_input(batch, PAD)
@@ -70,7 +66,7 @@ def test_critic_values_match_an_unpadded_pass_per_sequence(batch: SequenceBatch)
     torch.testing.assert_close(values, torch.cat(expected), atol=1e-5, rtol=1e-4)
 
 
-def test_gradients_through_the_padded_layout_are_finite(batch: SequenceBatch) -> None:
+def test_gradients_through_the_padded_layout_are_finite(batch: TrajectoryBuffer) -> None:
     torch.manual_seed(0)
     model = Qwen3ForCausalLM(tiny_config())
     x = model_input(batch, PAD)

@@ -1,7 +1,7 @@
 """The AsyPPO trainer: the loop of DESIGN §3 over runtime roles, with eval, checkpoints and resume.
 
-``Trainer`` and ``RunResult`` are imported on first use so that the light submodules (batch
-layout, schedules) do not pull in every role's dependencies.
+``Trainer`` and ``RunResult`` are imported on first use so that the light submodules (model
+input layout, schedules) do not pull in every role's dependencies.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 One :meth:`Trainer.train_step`:
 
 1. sample B prompts, generate G responses each (rollout role);
-2. score them (reward role); with DAPO dynamic sampling drop all-equal groups;
+2. score them (reward role) and pack the batch as an ``engine.TrajectoryBuffer`` (scores in its
+   ``rewards``); with DAPO dynamic sampling drop all-equal groups;
 3. every critic evaluates every response token -> values ``[M, T]``; the actor recomputes old
-   log-probs (and the reference its log-probs when a KL term is on);
+   log-probs (and the reference its log-probs when a KL term is on); per-token results become
+   token fields of the buffer, so every selection of it carries its slice;
 4. ``algos.compute_advantages``: GAE on the mean value, critic-std masks (or a group baseline);
 5. deal each group's responses to the critics (``engine.shard_groups``); critic m regresses the
    returns of its shard only, with its own optimizer;
@@ -31,15 +33,10 @@ from asyppo.config.loader import dump_config
 from asyppo.config.schema import TrainConfig
 from asyppo.models import load_tokenizer
 from asyppo.observability import PhaseTimer, StepProgress, peak_memory_metrics
-from asyppo.rollout import SamplingParams
+from asyppo.rollout import RolloutOutput, SamplingParams
 from asyppo.runtime import gather
 from asyppo.trainer.evaluate import evaluate
-from asyppo.trainer.rollout_step import (
-    ScoredBatch,
-    informative_groups,
-    score_truncated,
-    scored_batch,
-)
+from asyppo.trainer.rollout_step import informative_groups, rollout_buffer, training_scores
 from asyppo.trainer.setup import Roles, build_roles, configure_torch, load_datasets, resolve
 
 
@@ -118,15 +115,16 @@ class Trainer:
         with timer.phase("reward"):
             answers = [records[i].answer for i in out.prompt_index]
             reward = roles.reward.call("score", out.token_ids, out.offsets, answers).result()
-        scored = score_truncated(scored_batch(prompt_ids, out, reward), cfg.reward.truncated_score)
+        scores = training_scores(reward.scores, out.finished, cfg.reward.truncated_score)
+        batch = rollout_buffer(prompt_ids, out, scores, policy_version=self.step)
         # reward/mean is the score trained on (after reward.truncated_score); accuracy the verifier's.
-        metrics = {**reward.metrics(), **self._response_metrics(scored), "reward/mean": float(scored.scores.mean())}
+        metrics = {**reward.metrics(), **self._response_metrics(out), "reward/mean": float(batch.rewards.mean())}
         if cfg.algo.dynamic_sampling:
-            keep = informative_groups(scored.batch.group_ids, scored.scores)
+            keep = informative_groups(batch.group_ids, batch.rewards)
             metrics["rollout/kept_frac"] = float(keep.mean())
-            scored = scored.select(np.flatnonzero(keep))
-        if scored.batch.n_sequences > 0 and scored.batch.n_tokens > 0:
-            metrics.update(self._learn(scored, seed, timer))
+            batch = batch.select(np.flatnonzero(keep))
+        if len(batch) > 0 and batch.n_tokens > 0:
+            metrics.update(self._learn(batch, seed, timer))
         with timer.phase("sync"):
             roles.rollout.call("sync_weights", roles.actor.call("policy_weights").result()).result()
         self.step += 1
@@ -138,16 +136,21 @@ class Trainer:
         return metrics
 
     @staticmethod
-    def _response_metrics(scored: ScoredBatch) -> dict[str, float]:
-        lengths = scored.batch.response_lengths
+    def _response_metrics(out: RolloutOutput) -> dict[str, float]:
         return {
-            "response/length_mean": float(lengths.mean()),
-            "response/length_max": float(lengths.max()),
-            "response/truncated_frac": float(1.0 - scored.finished.mean()),
+            "response/length_mean": float(out.lengths.mean()),
+            "response/length_max": float(out.lengths.max()),
+            "response/truncated_frac": float(1.0 - out.finished.mean()),
         }
 
-    def _learn(self, scored: ScoredBatch, seed: int, timer: PhaseTimer) -> dict[str, float]:
-        cfg, roles, batch = self.cfg, self.roles, scored.batch
+    def _learn(self, batch: engine.TrajectoryBuffer, seed: int, timer: PhaseTimer) -> dict[str, float]:
+        """Values, old log-probs, advantages, critic and actor updates on ``batch`` (DESIGN §3.4-3.8).
+
+        Per-token results become token fields of ``batch`` (``old_log_probs``, ``ref_log_probs``,
+        ``values [M, T]``, ``advantages``, ``returns``, ``adv_keep``, ``ent_keep``), so that every
+        selection of it (critic shards, mini-batches, micro-batches) carries its own slice.
+        """
+        cfg, roles = self.cfg, self.roles
         metrics: dict[str, float] = {}
         with timer.phase("values"):
             # Issue every critic's pass before collecting: parallel backends overlap them.
@@ -158,40 +161,34 @@ class Trainer:
             old_log_probs = old_call.result()
             ref_log_probs = ref_call.result() if ref_call else None
         with timer.phase("advantages"):
-            token_rewards = scored.token_rewards()
+            token_rewards = batch.token_rewards()
             if ref_log_probs is not None and cfg.algo.kl_mode == "reward":
                 token_rewards = fold_kl_into_rewards(
                     token_rewards, old_log_probs, ref_log_probs, kl_coef=cfg.algo.kl_coef, kind=cfg.algo.kl_estimator
                 )
             adv = compute_advantages(
-                AdvantageBatch(batch.offsets, token_rewards, scored.scores, batch.group_ids, values), cfg.algo, seed=seed
+                AdvantageBatch(batch.offsets, token_rewards, batch.rewards, batch.group_ids, values), cfg.algo, seed=seed
             )
         metrics.update(self._advantage_metrics(adv))
+        per_token = {
+            "old_log_probs": old_log_probs, "ref_log_probs": ref_log_probs, "values": values,
+            "advantages": adv.advantages, "returns": adv.returns, "adv_keep": adv.adv_keep, "ent_keep": adv.ent_keep,
+        }
+        for name, value in per_token.items():
+            if value is not None:
+                batch[name] = value
         if roles.critics:
-            assert values is not None and adv.returns is not None
             with timer.phase("critic"):
                 shards = engine.shard_groups(batch.group_ids, len(roles.critics), seed, mode=cfg.critic.data)
-                calls = []
-                for m, critic in enumerate(roles.critics):
-                    index = np.flatnonzero(shards[m])
-                    positions = batch.token_positions(index)
-                    calls.append(critic.call(
-                        "update", batch.select(index), returns=adv.returns[positions], old_values=values[m][positions]
-                    ))
+                calls = [
+                    critic.call("update", batch.select(np.flatnonzero(shards[m])))
+                    for m, critic in enumerate(roles.critics)
+                ]
                 for result in gather(calls):
                     metrics.update(result)
         if self.step >= cfg.critic.warmup_steps or not roles.critics:
             with timer.phase("actor"):
-                metrics.update(roles.actor.call(
-                    "update",
-                    batch,
-                    old_log_probs=old_log_probs,
-                    advantages=adv.advantages,
-                    adv_keep=adv.adv_keep,
-                    ent_keep=adv.ent_keep,
-                    ref_log_probs=ref_log_probs,
-                    seed=seed,
-                ).result())
+                metrics.update(roles.actor.call("update", batch, seed=seed).result())
         return metrics
 
     @staticmethod

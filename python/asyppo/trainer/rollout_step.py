@@ -1,65 +1,52 @@
-"""Turn sampled prompts into a scored :class:`SequenceBatch` (DESIGN §3.1-3.2, DAPO filtering)."""
+"""From sampled responses and their scores to the step's ``engine.TrajectoryBuffer`` (DESIGN
+§3.1-3.2), with the reward shaping and DAPO group filtering applied on the way."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 
-from asyppo.rewards import RewardOutput
+from asyppo.engine import TrajectoryBuffer
 from asyppo.rollout import RolloutOutput
-from asyppo.trainer.batch import SequenceBatch, offsets_from_lengths, segment_positions
 
 
-@dataclass(frozen=True)
-class ScoredBatch:
-    """A rollout batch with its rewards: ``scores`` float32 ``[N]``, ``correct`` bool ``[N]``,
-    ``finished`` bool ``[N]`` (ended with EOS)."""
+def rollout_buffer(
+    prompt_ids: Sequence[Sequence[int]], out: RolloutOutput, scores: np.ndarray, *, policy_version: int
+) -> TrajectoryBuffer:
+    """The buffer of ``out``'s N responses, each with its prompt's tokens.
 
-    batch: SequenceBatch
-    scores: np.ndarray
-    correct: np.ndarray
-    finished: np.ndarray
-
-    def select(self, index: np.ndarray) -> ScoredBatch:
-        return ScoredBatch(self.batch.select(index), self.scores[index], self.correct[index], self.finished[index])
-
-    def token_rewards(self) -> np.ndarray:
-        """float32 ``[T]``: each sequence's scalar reward on its last response token (sparse)."""
-        rewards = np.zeros(self.batch.n_tokens, dtype=np.float32)
-        lengths = self.batch.response_lengths
-        ends = self.batch.offsets[1:][lengths > 0] - 1
-        rewards[ends] = self.scores[lengths > 0]
-        return rewards
-
-
-def scored_batch(prompt_ids: list[list[int]], out: RolloutOutput, reward: RewardOutput) -> ScoredBatch:
-    """Pair each response with its prompt's tokens; group id = index of the prompt in this step."""
-    prompt_lengths = np.fromiter((len(p) for p in prompt_ids), dtype=np.int64, count=len(prompt_ids))
-    flat = np.fromiter((t for p in prompt_ids for t in p), dtype=np.int64, count=int(prompt_lengths.sum()))
-    positions, lengths = segment_positions(offsets_from_lengths(prompt_lengths), out.prompt_index)
-    batch = SequenceBatch(
-        prompt_ids=flat[positions],
-        prompt_offsets=offsets_from_lengths(lengths),
-        response_ids=out.token_ids,
-        offsets=out.offsets,
-        group_ids=out.prompt_index.astype(np.int64),
-    )
-    return ScoredBatch(
-        batch, np.asarray(reward.scores, dtype=np.float32), np.asarray(reward.correct, dtype=bool), out.finished
-    )
-
-
-def score_truncated(scored: ScoredBatch, truncated_score: float | None) -> ScoredBatch:
-    """``scored`` with every unfinished response (no EOS within the budget) scored ``truncated_score``.
-
-    ``None`` returns ``scored`` unchanged. ``correct`` keeps the verifier's verdict, so accuracy
-    metrics still say whether the answer was right; only the training signal changes.
+    Group id = ``out.prompt_index`` (index of the prompt in ``prompt_ids``, this step's prompts);
+    ``rewards`` = ``scores`` (float32 ``[N]``, the score trained on); every ``policy_versions``
+    entry = ``policy_version`` (the optimizer step of the weights that sampled them).
     """
+    prompts = TrajectoryBuffer()
+    for i, ids in enumerate(prompt_ids):
+        prompts.append(ids, [], group_id=i)
+    # Each response's prompt, gathered packed: the buffer's select does it without a token loop.
+    per_response = prompts.select(out.prompt_index)
+    return TrajectoryBuffer.from_packed(
+        per_response.prompt_ids,
+        per_response.prompt_offsets,
+        out.token_ids,
+        out.offsets,
+        group_ids=out.prompt_index,
+        rewards=scores,
+        policy_versions=np.full(len(out.prompt_index), policy_version, dtype=np.int64),
+    )
+
+
+def training_scores(scores: np.ndarray, finished: np.ndarray, truncated_score: float | None) -> np.ndarray:
+    """float32 ``[N]``: the verifier's ``scores``, with every unfinished response (``finished``
+    bool ``[N]`` False: no EOS within the budget) scored ``truncated_score`` instead.
+
+    ``None`` keeps ``scores``. Only the training signal changes: the verifier's ``correct``
+    verdict, hence the accuracy metrics, is not touched.
+    """
+    scores = np.asarray(scores, dtype=np.float32)
     if truncated_score is None:
-        return scored
-    scores = np.where(scored.finished, scored.scores, np.float32(truncated_score)).astype(np.float32)
-    return ScoredBatch(scored.batch, scores, scored.correct, scored.finished)
+        return scores
+    return np.where(finished, scores, np.float32(truncated_score)).astype(np.float32)
 
 
 def informative_groups(group_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:

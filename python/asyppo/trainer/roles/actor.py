@@ -21,10 +21,11 @@ from asyppo.algos import (
     token_log_probs_and_entropy,
 )
 from asyppo.config.schema import ActorConfig
+from asyppo.engine import TrajectoryBuffer
 from asyppo.models import load_actor
-from asyppo.trainer.batch import ModelInput, SequenceBatch
+from asyppo.trainer.model_input import ModelInput, model_input
 from asyppo.trainer.optim import build_optimizer, clip_and_step
-from asyppo.trainer.roles.microbatch import micro_batches
+from asyppo.trainer.roles.microbatch import packed_outputs
 from transformers import PreTrainedModel
 
 
@@ -89,42 +90,33 @@ class ActorRole:
             self.model.requires_grad_(False)
 
     @torch.no_grad()
-    def log_probs(self, batch: SequenceBatch) -> np.ndarray:
+    def log_probs(self, batch: TrajectoryBuffer) -> np.ndarray:
         """float32 ``[T]``: log π(response token) under the current weights, packed like ``batch``."""
         self.model.eval()
-        out = np.zeros(batch.n_tokens, dtype=np.float32)
-        for x, positions in micro_batches(
-            batch, np.arange(batch.n_sequences), self.micro_batch_tokens, self.pad_token_id, self.device
-        ):
-            log_probs, _ = policy_outputs(self.model, x, temperature=self.temperature, with_entropy=False)
-            out[positions] = x.to_packed(log_probs.cpu()).numpy()
-        return out
+        return packed_outputs(
+            batch,
+            lambda x: policy_outputs(self.model, x, temperature=self.temperature, with_entropy=False)[0],
+            max_tokens=self.micro_batch_tokens,
+            pad_token_id=self.pad_token_id,
+            device=self.device,
+        )
 
-    def update(
-        self,
-        batch: SequenceBatch,
-        *,
-        old_log_probs: np.ndarray,
-        advantages: np.ndarray,
-        adv_keep: np.ndarray | None,
-        ent_keep: np.ndarray | None,
-        ref_log_probs: np.ndarray | None,
-        seed: int,
-    ) -> dict[str, float]:
+    def update(self, batch: TrajectoryBuffer, *, seed: int) -> dict[str, float]:
         """``ppo_epochs`` passes over shuffled mini-batches; one optimizer step per mini-batch.
 
-        Each mini-batch's micro-batches accumulate gradients with the loss normalised by the
-        mini-batch's global counts (``LossNormalizer``), so the gradient does not depend on the
-        micro-batch split (DESIGN §3.8). Returns token-weighted means of the loss metrics, the mean mini-batch loss,
-        ``actor/grad_norm``, ``actor/lr`` and ``actor/optimizer_steps``.
+        ``batch`` carries the token fields ``old_log_probs`` and ``advantages`` (float32 ``[T]``)
+        and, when the objective uses them, ``adv_keep`` / ``ent_keep`` (bool ``[T]``) and
+        ``ref_log_probs`` (float32 ``[T]``). Each mini-batch's micro-batches
+        (``iter_microbatches`` over prompt + response tokens) accumulate gradients with the loss
+        normalised by the mini-batch's global counts (``LossNormalizer``), so the gradient does
+        not depend on the micro-batch split (DESIGN §3.8). Returns token-weighted means of the loss
+        metrics, the mean mini-batch loss, ``actor/grad_norm``, ``actor/lr`` and
+        ``actor/optimizer_steps``.
         """
         self.model.train()
         rng = np.random.default_rng(seed)
-        n = batch.n_sequences
+        n = len(batch)
         size = self.mini_batch_size or n
-        lengths = batch.response_lengths
-        per_token = {"old_log_probs": old_log_probs, "advantages": advantages, "adv_keep": adv_keep,
-                     "ent_keep": ent_keep, "ref_log_probs": ref_log_probs}
         sums: dict[str, float] = defaultdict(float)
         weight = loss_total = 0.0
         grad_norms = []
@@ -132,36 +124,33 @@ class ActorRole:
         for _ in range(self.ppo_epochs):
             order = rng.permutation(n)
             for start in range(0, n, size):
-                index = order[start : start + size]
+                mini = batch.select(order[start : start + size])
                 normalizer = LossNormalizer(
                     self.algo.loss_agg,
-                    global_tokens=max(1, int(lengths[index].sum())),
-                    global_sequences=max(1, int((lengths[index] > 0).sum())),
+                    global_tokens=max(1, mini.n_tokens),
+                    global_sequences=max(1, int((mini.response_lengths > 0).sum())),
                     constant=self.algo.loss_agg_constant or float(self.max_response_length),
                 )
-                for x, positions in micro_batches(
-                    batch, index, self.micro_batch_tokens, self.pad_token_id, self.device
-                ):
+                for micro in mini.iter_microbatches(self.micro_batch_tokens, padded=False):
+                    x = model_input(micro, self.pad_token_id, self.device)
                     log_probs, entropy = policy_outputs(
                         self.model, x, temperature=self.temperature, with_entropy=with_entropy
                     )
-                    padded = self._padded(x, positions, per_token)
-                    advantages_mb = padded["advantages"]
-                    assert advantages_mb is not None
+                    padded = self._padded(x, micro)
                     inputs = PolicyLossInputs(
                         log_probs=log_probs,
                         old_log_probs=padded["old_log_probs"],
-                        advantages=advantages_mb,
+                        advantages=padded["advantages"],
                         mask=x.response_mask.to(log_probs.device),
                         entropy=entropy,
-                        adv_keep=padded["adv_keep"],
-                        ent_keep=padded["ent_keep"],
-                        ref_log_probs=padded["ref_log_probs"],
+                        adv_keep=padded.get("adv_keep"),
+                        ent_keep=padded.get("ent_keep"),
+                        ref_log_probs=padded.get("ref_log_probs"),
                     )
                     loss, metrics = compute_policy_loss(inputs, self.algo, normalizer=normalizer)
                     loss.backward()
                     # actor/loss is this micro-batch's share of the mini-batch loss: it adds up.
-                    tokens = float(len(positions))
+                    tokens = float(micro.n_tokens)
                     for key, value in metrics.items():
                         if key == "actor/loss":
                             loss_total += value
@@ -176,16 +165,15 @@ class ActorRole:
         result["actor/optimizer_steps"] = float(len(grad_norms))
         return result
 
-    def _padded(
-        self, x: ModelInput, positions: np.ndarray, per_token: dict[str, np.ndarray | None]
-    ) -> dict[str, torch.Tensor | None]:
-        out: dict[str, torch.Tensor | None] = {}
-        for name, values in per_token.items():
-            if values is None:
-                out[name] = None
-                continue
+    def _padded(self, x: ModelInput, micro: TrajectoryBuffer) -> dict[str, torch.Tensor]:
+        """The loss's per-token inputs that ``micro`` carries, as ``[B, R]`` tensors on the device
+        (bool fields stay bool); ``old_log_probs`` and ``advantages`` are required."""
+        optional = [name for name in ("adv_keep", "ent_keep", "ref_log_probs") if name in micro]
+        out = {}
+        for name in ["old_log_probs", "advantages", *optional]:
+            values = micro[name]
             dtype = torch.bool if values.dtype == np.bool_ else torch.float32
-            out[name] = x.from_packed(values[positions], dtype=dtype).to(self.device)
+            out[name] = x.from_packed(values, dtype=dtype).to(self.device)
         return out
 
     def policy_weights(self) -> torch.nn.Module:

@@ -13,13 +13,14 @@ import numpy as np
 import torch
 from asyppo.algos import AlgoConfig, LossNormalizer, compute_value_loss
 from asyppo.config.schema import CriticConfig
+from asyppo.engine import TrajectoryBuffer
 from asyppo.models import ValueModel, load_critic
-from asyppo.trainer.batch import ModelInput, SequenceBatch
+from asyppo.trainer.model_input import ModelInput, model_input
 from asyppo.trainer.optim import build_optimizer, clip_and_step
+from asyppo.trainer.roles.microbatch import packed_outputs
 
 #: Below this variance of the returns, explained variance is undefined (logged as 0).
 MIN_RETURN_VARIANCE = 1e-8
-from asyppo.trainer.roles.microbatch import micro_batches
 
 
 def response_values(model: ValueModel, x: ModelInput) -> torch.Tensor:
@@ -53,6 +54,7 @@ class CriticRole:
             init_from_actor=model.init_from_actor_layers,
             attn_implementation=model.attn_implementation,
         )
+        self.index = index
         self.name = f"critic{index}"
         self.device = model.device
         self.algo = algo
@@ -64,47 +66,50 @@ class CriticRole:
         self.optimizer, self.scheduler = build_optimizer(self.params, model.optim, total_optimizer_steps)
 
     @torch.no_grad()
-    def values(self, batch: SequenceBatch) -> np.ndarray:
+    def values(self, batch: TrajectoryBuffer) -> np.ndarray:
         """float32 ``[T]``: V_m(s_t) of every response token of ``batch`` (DESIGN §3.4)."""
         self.model.eval()
-        out = np.zeros(batch.n_tokens, dtype=np.float32)
-        for x, positions in micro_batches(
-            batch, np.arange(batch.n_sequences), self.micro_batch_tokens, self.pad_token_id, self.device
-        ):
-            out[positions] = x.to_packed(response_values(self.model, x).cpu()).numpy()
-        return out
+        return packed_outputs(
+            batch,
+            lambda x: response_values(self.model, x),
+            max_tokens=self.micro_batch_tokens,
+            pad_token_id=self.pad_token_id,
+            device=self.device,
+        )
 
-    def update(self, shard: SequenceBatch, *, returns: np.ndarray, old_values: np.ndarray) -> dict[str, float]:
+    def update(self, shard: TrajectoryBuffer) -> dict[str, float]:
         """Regress V_m on the returns of this critic's shard, ``ppo_epochs`` full-shard steps (DESIGN §3.7).
 
-        ``returns`` and ``old_values`` are float32 ``[T_shard]`` packed like ``shard``. Metrics are
-        prefixed ``critic{m}/``: loss, explained variance of the returns by the old values, grad norm.
+        ``shard`` carries the token fields ``returns`` (float32 ``[T_shard]``) and ``values``
+        (float32 ``[M, T_shard]``, every critic's values before this step's updates; row m is this
+        critic's, the old values of a clipped value loss). Metrics are prefixed ``critic{m}/``:
+        loss, explained variance of the returns by the old values, grad norm.
         """
         self.model.train()
         metrics: dict[str, float] = defaultdict(float)
         if shard.n_tokens == 0:
             return {}
+        returns, old_values = shard["returns"], shard["values"][self.index]
         normalizer = LossNormalizer(
-            "token-mean", global_tokens=shard.n_tokens, global_sequences=max(1, shard.n_sequences)
+            "token-mean", global_tokens=shard.n_tokens, global_sequences=max(1, len(shard))
         )
         grad_norms = []
         for _ in range(self.ppo_epochs):
-            for x, positions in micro_batches(
-                shard, np.arange(shard.n_sequences), self.micro_batch_tokens, self.pad_token_id, self.device
-            ):
+            for micro in shard.iter_microbatches(self.micro_batch_tokens, padded=False):
+                x = model_input(micro, self.pad_token_id, self.device)
                 values = response_values(self.model, x)
                 loss, step_metrics = compute_value_loss(
                     values,
-                    x.from_packed(returns[positions]).to(values.device),
+                    x.from_packed(micro["returns"]).to(values.device),
                     x.response_mask.to(values.device),
-                    x.from_packed(old_values[positions]).to(values.device),
+                    x.from_packed(micro["values"][self.index]).to(values.device),
                     self.algo,
                     normalizer=normalizer,
                 )
                 loss.backward()
                 # The loss is already this micro-batch's share; the other metrics are means.
                 for key, value in step_metrics.items():
-                    weight = 1.0 if key.endswith("/loss") else len(positions) / shard.n_tokens
+                    weight = 1.0 if key.endswith("/loss") else micro.n_tokens / shard.n_tokens
                     metrics[key.replace("critic/", f"{self.name}/")] += value * weight / self.ppo_epochs
             grad_norms.append(clip_and_step(self.params, self.optimizer, self.scheduler, self.grad_clip))
         # 1 - Var(R - V) / Var(R), in float64; undefined (logged as 0) when the returns are constant

@@ -1,27 +1,31 @@
-"""Shared by the model roles: split a selection of sequences into token-budgeted micro-batches."""
+"""Shared by the model roles: a no-grad pass over a whole batch, micro-batch by micro-batch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import numpy as np
-from asyppo import engine
-from asyppo.trainer.batch import ModelInput, SequenceBatch, model_input
+import torch
+from asyppo.engine import TrajectoryBuffer
+from asyppo.trainer.model_input import ModelInput, model_input
 
 
-def micro_batches(
-    batch: SequenceBatch,
-    index: np.ndarray,
+def packed_outputs(
+    batch: TrajectoryBuffer,
+    score: Callable[[ModelInput], torch.Tensor],
+    *,
     max_tokens: int,
     pad_token_id: int,
     device: str,
-) -> Iterator[tuple[ModelInput, np.ndarray]]:
-    """Yield ``(model input, flat response-token positions in batch)`` per micro-batch of ``index``.
+) -> np.ndarray:
+    """float32 ``[T]``: ``score``'s ``[B, R]`` output for every response token, packed like ``batch``.
 
-    Micro-batches come from ``engine.pack_microbatches`` over prompt + response lengths, so none
-    exceeds ``max_tokens`` unless a single sequence does.
+    Micro-batches are ``batch.microbatch_indices(max_tokens, padded=False)`` (prompt + response
+    tokens summed, the same split the updates use), so none exceeds ``max_tokens`` unless a single
+    sequence does; ``batch.token_index`` puts each one's tokens back in packed order.
     """
-    index = np.asarray(index, dtype=np.int64)
-    for part in engine.pack_microbatches(batch.total_lengths[index], max_tokens):
-        chosen = index[np.asarray(part, dtype=np.int64)]
-        yield model_input(batch.select(chosen), pad_token_id, device), batch.token_positions(chosen)
+    out = np.zeros(batch.n_tokens, dtype=np.float32)
+    for index in batch.microbatch_indices(max_tokens, padded=False):
+        x = model_input(batch.select(index), pad_token_id, device)
+        out[batch.token_index(index)] = x.to_packed(score(x).cpu()).numpy()
+    return out
