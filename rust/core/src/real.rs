@@ -1,7 +1,7 @@
 //! The float types the kernels accept (`f32`, `f64`) behind one small trait.
 
 use std::fmt::{Debug, Display};
-use std::ops::{Add, Div, Mul, Neg, Sub};
+use std::ops::{Add, Div, Mul, Neg, Shr, Sub};
 
 use crate::error::{EngineError, Result};
 
@@ -25,7 +25,16 @@ pub trait Real:
     const ONE: Self;
     const INFINITY: Self;
     /// `u32` for `f32`, `u64` for `f64`.
-    type Key: Ord + Copy + Default + Send + Sync + Debug + Into<u64> + TryFrom<u64>;
+    type Key: Ord
+        + Copy
+        + Default
+        + Send
+        + Sync
+        + Debug
+        + Into<u64>
+        + TryFrom<u64>
+        + Sub<Output = Self::Key>
+        + Shr<u32, Output = Self::Key>;
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
     fn is_finite(self) -> bool;

@@ -16,7 +16,7 @@ use crate::segments::{split_at_bounds, task_bounds};
 
 /// The histogram of a sequence's order keys has at most `2^BIN_BITS` bins.
 const BIN_BITS: u32 = 10;
-/// Bins compared side by side in the gathering pass.
+/// Values tested side by side (min/max pass, gathering pass).
 const LANES: usize = 8;
 
 /// Write every element of `adv_keep` and `ent_keep`, sequence by sequence of `offsets` (valid):
@@ -93,20 +93,40 @@ fn mask_sequence_portable<F: Real>(
     adv: &mut [MaybeUninit<bool>],
     ent: &mut [MaybeUninit<bool>],
 ) -> bool {
-    // Integer min and max of the order keys (they vectorise; float ones would not, for NaN
-    // semantics). NaN and +-inf have the extreme keys, so these also tell finiteness.
-    let keys = || xs.iter().map(|x| x.order_key());
-    let (Some(min), Some(max)) = (keys().min(), keys().max()) else {
+    let Some((min, max)) = key_range(xs) else {
         return true; // an empty sequence
     };
+    // NaN and +-inf have the extreme keys, so the range also tells finiteness.
     if !(F::from_order_key(min).is_finite() && F::from_order_key(max).is_finite()) {
         return false;
     }
     let n = xs.len();
     let (k_low, k_high) = (mask_count(low, n), mask_count(high, n));
-    let [lo, hi] = sequence_cuts(xs, (min.into(), max.into()), k_low, k_high, scratch);
+    let [lo, hi] = sequence_cuts(xs, (min, max), k_low, k_high, scratch);
     mark(adv, ent, xs, (&lo.0, lo.1), (&hi.0, hi.1));
     true
+}
+
+/// The smallest and largest order key of `xs` (`None` if empty), as lane-wise minima and maxima
+/// in one pass (integer ones vectorise; float ones would not, for NaN semantics).
+#[inline(always)]
+fn key_range<F: Real>(xs: &[F]) -> Option<(F::Key, F::Key)> {
+    let first = xs.first()?.order_key();
+    let (mut lo, mut hi) = ([first; LANES], [first; LANES]);
+    let (groups, rest) = xs.as_chunks::<LANES>();
+    for g in groups {
+        for l in 0..LANES {
+            let key = g[l].order_key();
+            lo[l] = lo[l].min(key);
+            hi[l] = hi[l].max(key);
+        }
+    }
+    for x in rest {
+        let key = x.order_key();
+        lo[0] = lo[0].min(key);
+        hi[0] = hi[0].max(key);
+    }
+    Some((lo.into_iter().min()?, hi.into_iter().max()?))
 }
 
 /// Reusable buffers of [`sequence_cuts`].
@@ -126,7 +146,7 @@ struct Scratch {
 #[inline(always)]
 fn sequence_cuts<F: Real>(
     xs: &[F],
-    (min, max): (u64, u64),
+    (min, max): (F::Key, F::Key),
     k_low: usize,
     k_high: usize,
     scratch: &mut Scratch,
@@ -144,52 +164,67 @@ fn sequence_cuts<F: Real>(
         counts,
         picked,
     } = scratch;
-    let shift = (u64::BITS - (max - min).leading_zeros()).saturating_sub(BIN_BITS);
+    let range: u64 = (max - min).into();
+    let shift = (u64::BITS - range.leading_zeros()).saturating_sub(BIN_BITS);
+    // In the key's own width, so that `f32` keys fill 8 lanes of a vector register.
+    let bin = |x: F| ((x.order_key() - min) >> shift).into() as u32;
     bins.clear();
-    bins.extend(
-        xs.iter()
-            .map(|x| ((x.order_key().into() - min) >> shift) as u32),
-    );
+    bins.extend(xs.iter().map(|&x| bin(x)));
     counts.clear();
-    counts.resize(((max - min) >> shift) as usize + 1, 0);
+    counts.resize((range >> shift) as usize + 1, 0);
     for &b in bins.iter() {
         counts[b as usize] += 1;
     }
     // Per side: the boundary rank, the bin holding it and how many keys lie in earlier bins.
-    let located = boundary_ranks(n, k_low, k_high).map(|rank| {
-        let rank = rank?;
-        let mut before = 0;
-        let bin = counts.iter().position(|&c| {
-            let holds = before + c as usize > rank;
-            before += if holds { 0 } else { c as usize };
-            holds
-        })?;
-        Some((rank, bin as u32, before))
-    });
+    // The low side is found from the bottom bin up, the high side from the top bin down, so
+    // the two scans together visit each bin at most once.
+    let [rank_lo, rank_hi] = boundary_ranks(n, k_low, k_high);
+    let located = [
+        rank_lo.map(|rank| {
+            let mut below = 0;
+            let bin = counts
+                .iter()
+                .position(|&c| {
+                    below += c as usize;
+                    below > rank
+                })
+                .expect("a rank below n");
+            (rank, bin as u32, below - counts[bin] as usize)
+        }),
+        rank_hi.map(|rank| {
+            let mut from_top = 0;
+            let bin = counts
+                .iter()
+                .rposition(|&c| {
+                    from_top += c as usize;
+                    from_top >= n - rank
+                })
+                .expect("a rank below n");
+            (rank, bin as u32, n - from_top)
+        }),
+    ];
     // One pass gathers the keys of both bins (`u32::MAX` is no bin): per group of `LANES`
-    // values, a vectorised compare makes a bit mask (low byte: side 0, next byte: side 1)
-    // whose set bits, a few percent, are then visited.
+    // values, one vectorised test whether any falls in either bin; the few groups that have
+    // one (a few percent) are then visited value by value.
     let target = located.map(|l| l.map_or(u32::MAX, |l| l.1));
     picked.iter_mut().for_each(Vec::clear);
-    let (groups, rest) = bins.as_chunks::<LANES>();
-    for (bs, xs) in groups.iter().zip(xs.chunks_exact(LANES)) {
-        let mut hits = 0u32;
-        for (l, &b) in bs.iter().enumerate() {
-            hits |= ((b == target[0]) as u32) << l | ((b == target[1]) as u32) << (l + LANES);
-        }
-        while hits != 0 {
-            let bit = hits.trailing_zeros() as usize;
-            picked[bit / LANES].push(xs[bit % LANES].order_key().into());
-            hits &= hits - 1;
-        }
-    }
-    for (&b, &x) in rest.iter().zip(&xs[groups.len() * LANES..]) {
-        for side in 0..2 {
-            if b == target[side] {
-                picked[side].push(x.order_key().into());
+    let mut gather = |bs: &[u32], g: &[F]| {
+        for (&b, &x) in bs.iter().zip(g) {
+            for side in 0..2 {
+                if b == target[side] {
+                    picked[side].push(x.order_key().into());
+                }
             }
         }
+    };
+    let (groups, rest) = bins.as_chunks::<LANES>();
+    for (bs, g) in groups.iter().zip(xs.chunks_exact(LANES)) {
+        let hit = bs.map(|b| (b == target[0]) | (b == target[1]));
+        if hit.iter().fold(false, |any, &h| any | h) {
+            gather(bs, g);
+        }
     }
+    gather(rest, &xs[groups.len() * LANES..]);
     // Every key in `[min, max]` is the key of a finite value.
     let value =
         |key: u64| F::from_order_key(F::Key::try_from(key).unwrap_or_else(|_| unreachable!()));
