@@ -45,28 +45,27 @@ pub fn group_advantages<F: Real>(
     }
     let groups = crate::shard::group_members(group_ids);
     for group in groups.iter() {
+        if group.len() == 1 {
+            out[group[0]] = F::ZERO;
+            continue;
+        }
         let k = group.len() as f64;
-        let sum: f64 = group.iter().map(|&i| scores[i].to_f64()).sum();
-        let mean = sum / k;
-        let std = if group.len() > 1 {
-            (group
-                .iter()
-                .map(|&i| (scores[i].to_f64() - mean).powi(2))
-                .sum::<f64>()
-                / (k - 1.0))
-                .sqrt()
-        } else {
-            0.0
+        let mean = group.iter().map(|&i| scores[i].to_f64()).sum::<f64>() / k;
+        // Every baseline is `(r - mean) * scale`; RLOO's `r - (sum - r) / (k - 1)` is
+        // `(r - mean) * k / (k - 1)`. A per-group scale, not a per-response division.
+        let scale = match how {
+            GroupBaseline::Grpo => {
+                let sq: f64 = group
+                    .iter()
+                    .map(|&i| (scores[i].to_f64() - mean).powi(2))
+                    .sum();
+                1.0 / ((sq / (k - 1.0)).sqrt() + eps)
+            }
+            GroupBaseline::DrGrpo => 1.0,
+            GroupBaseline::Rloo => k / (k - 1.0),
         };
         for &i in group {
-            let r = scores[i].to_f64();
-            let a = match how {
-                _ if group.len() == 1 => 0.0,
-                GroupBaseline::Grpo => (r - mean) / (std + eps),
-                GroupBaseline::DrGrpo => r - mean,
-                GroupBaseline::Rloo => r - (sum - r) / (k - 1.0),
-            };
-            out[i] = F::from_f64(a);
+            out[i] = F::from_f64((scores[i].to_f64() - mean) * scale);
         }
     }
     Ok(())

@@ -45,10 +45,27 @@ impl Groups {
     }
 }
 
-/// Group the sequences by `group_ids`. The responses to one prompt usually sit side by side, so
-/// the hash map is consulted once per run of equal ids, not once per sequence, and the members
-/// land in one allocation (no vector per group).
+/// Group the sequences by `group_ids`. The responses to one prompt usually sit side by side, and
+/// usually in ascending id order: then every run of equal ids is a whole group and no lookup is
+/// needed. Otherwise the hash map is consulted once per run of equal ids, not once per
+/// sequence. Either way the members land in one allocation (no vector per group).
 pub fn group_members(group_ids: &[i64]) -> Groups {
+    let members: Vec<usize> = (0..group_ids.len()).collect();
+    // One pass finds where the runs start and whether the ids ascend.
+    let mut starts = vec![0];
+    let mut ascending = true;
+    for (i, w) in (1..).zip(group_ids.windows(2)) {
+        ascending &= w[0] <= w[1];
+        if w[0] != w[1] {
+            starts.push(i);
+        }
+    }
+    if ascending {
+        if !group_ids.is_empty() {
+            starts.push(group_ids.len());
+        }
+        return Groups { members, starts };
+    }
     let mut slot: HashMap<i64, usize> = HashMap::new();
     let mut sizes: Vec<usize> = Vec::new();
     let mut runs: Vec<(usize, usize)> = Vec::new(); // (group, run length)
@@ -66,17 +83,17 @@ pub fn group_members(group_ids: &[i64]) -> Groups {
         starts.push(starts[starts.len() - 1] + size);
     }
     let mut next = starts[..starts.len() - 1].to_vec();
-    let mut members = vec![0; group_ids.len()];
+    let mut grouped = vec![0; group_ids.len()];
     let mut i = 0;
     for (g, len) in runs {
-        members[next[g]..next[g] + len]
-            .iter_mut()
-            .zip(i..)
-            .for_each(|(m, j)| *m = j);
+        grouped[next[g]..next[g] + len].copy_from_slice(&members[i..i + len]);
         next[g] += len;
         i += len;
     }
-    Groups { members, starts }
+    Groups {
+        members: grouped,
+        starts,
+    }
 }
 
 /// Fill `out` (row-major `[n_critics, n_seq]`) with `out[m, i] = true` iff critic `m` trains on
@@ -112,7 +129,11 @@ pub fn shard_groups(
         rng.shuffle(members);
         for &i in members.iter() {
             out[*cursor * n + i] = true;
-            *cursor = (*cursor + 1) % n_critics;
+            // Not `% n_critics`: a division per sequence would cost more than the rest.
+            *cursor += 1;
+            if *cursor == n_critics {
+                *cursor = 0;
+            }
         }
     };
     out.fill(mode == ShardMode::Shared);
@@ -179,6 +200,28 @@ mod tests {
             a.iter().filter(|&&x| x).count(),
             b.iter().filter(|&&x| x).count()
         );
+    }
+
+    proptest! {
+        #[test]
+        fn group_members_matches_a_linear_scan(
+            mut group_ids in prop::collection::vec(-3i64..4, 0..40), sort in any::<bool>()
+        ) {
+            if sort {
+                group_ids.sort_unstable(); // the lookup-free path
+            }
+            let mut reference: Vec<(i64, Vec<usize>)> = Vec::new();
+            for (i, &id) in group_ids.iter().enumerate() {
+                match reference.iter_mut().find(|(g, _)| *g == id) {
+                    Some((_, members)) => members.push(i),
+                    None => reference.push((id, vec![i])),
+                }
+            }
+            let groups = group_members(&group_ids);
+            let got: Vec<&[usize]> = groups.iter().collect();
+            let want: Vec<&[usize]> = reference.iter().map(|(_, m)| &m[..]).collect();
+            prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
