@@ -16,6 +16,7 @@ import numpy as np
 Kind = Literal["float", "int", "bool"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_EXACT = {"int": np.dtype(np.int64), "bool": np.dtype(np.bool_)}
 
 
 def is_torch(x: object) -> bool:
@@ -53,6 +54,8 @@ def array(
     ``float``: float32 or float64 (or ``dtype`` if given), never from ints; ``int``: any integer
     dtype, returned as int64; ``bool``: bool, or numbers where nonzero means True.
     """
+    if _ready(x, kind, ndim, dtype):
+        return x  # the common case, without the per-call cost of the general path
     a = to_numpy(x, name)
     if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
@@ -73,6 +76,17 @@ def array(
             a = a != 0
         target = np.dtype(np.bool_)
     return np.ascontiguousarray(a, dtype=target)
+
+
+def _ready(x: Any, kind: Kind, ndim: int | None, dtype: np.dtype | None) -> bool:
+    """Whether ``x`` is already what :func:`array` would return for these arguments."""
+    if type(x) is not np.ndarray or (ndim is not None and x.ndim != ndim):
+        return False
+    if kind == "float":
+        ok = x.dtype in _FLOATS if dtype is None else x.dtype == dtype
+    else:
+        ok = x.dtype == _EXACT[kind]
+    return ok and x.flags.c_contiguous
 
 
 def float_dtype(*arrays: np.ndarray) -> np.dtype:
