@@ -5,6 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
 use crate::error::{EngineError, Result};
+use crate::segments::Groups;
 
 fn check_lengths(lengths: &[i64]) -> Result<()> {
     match lengths.iter().position(|&l| l < 0) {
@@ -19,7 +20,20 @@ fn check_lengths(lengths: &[i64]) -> Result<()> {
 
 /// Indices sorted by decreasing length, ties by index.
 fn by_decreasing_length(lengths: &[i64]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    let n = lengths.len();
+    if n <= u32::MAX as usize && lengths.iter().all(|&l| l <= u32::MAX as i64) {
+        // Both keys in one `u64` (complemented length above the index): a plain integer sort,
+        // faster than comparing tuples through the index. Lengths are known non-negative.
+        let mut keys: Vec<u64> = (0..n)
+            .map(|i| (u64::from(!(lengths[i] as u32)) << 32) | i as u64)
+            .collect();
+        keys.sort_unstable();
+        return keys
+            .iter()
+            .map(|&k| (k & u64::from(u32::MAX)) as usize)
+            .collect();
+    }
+    let mut order: Vec<usize> = (0..n).collect();
     // The keys are distinct (the index breaks ties), so an unstable sort gives the same order.
     order.sort_unstable_by_key(|&i| (Reverse(lengths[i]), i));
     order
@@ -34,51 +48,46 @@ fn by_decreasing_length(lengths: &[i64]) -> Vec<usize> {
 /// Each micro-batch's indices are ascending; micro-batches come in order of creation.
 ///
 /// Errors: negative length, `max_tokens < 1`.
-pub fn pack_microbatches(
-    lengths: &[i64],
-    max_tokens: i64,
-    padded: bool,
-) -> Result<Vec<Vec<usize>>> {
+pub fn pack_microbatches(lengths: &[i64], max_tokens: i64, padded: bool) -> Result<Groups> {
     check_lengths(lengths)?;
     if max_tokens < 1 {
         return Err(EngineError::range("max_tokens", "at least 1", max_tokens));
     }
-    let mut bins: Vec<Vec<usize>> = Vec::new();
+    // The micro-batch of each sequence; micro-batches are numbered in order of creation.
+    let mut bin_of = vec![0; lengths.len()];
+    let mut n_bins = 0;
     if padded {
-        let mut width = 0;
+        let (mut width, mut count) = (0, 0i64);
         for i in by_decreasing_length(lengths) {
-            match bins.last_mut() {
-                Some(bin) if (bin.len() as i64 + 1).saturating_mul(width) <= max_tokens => {
-                    bin.push(i)
-                }
-                _ => {
-                    width = lengths[i];
-                    bins.push(vec![i]);
-                }
+            if n_bins == 0 || (count + 1).saturating_mul(width) > max_tokens {
+                (width, count) = (lengths[i], 0);
+                n_bins += 1;
             }
+            count += 1;
+            bin_of[i] = n_bins - 1;
         }
     } else {
-        // (remaining capacity, bin index): the best fit is the first entry with room for `len`.
+        // (remaining capacity, bin): the best fit is the first entry with room for `len`.
         let mut open: BTreeSet<(i64, usize)> = BTreeSet::new();
         for i in by_decreasing_length(lengths) {
             let len = lengths[i];
-            match open.range((len, 0)..).next().copied() {
+            bin_of[i] = match open.range((len, 0)..).next().copied() {
                 Some((room, b)) => {
                     open.remove(&(room, b));
                     open.insert((room - len, b));
-                    bins[b].push(i);
+                    b
                 }
                 None => {
                     if len < max_tokens {
-                        open.insert((max_tokens - len, bins.len()));
+                        open.insert((max_tokens - len, n_bins));
                     }
-                    bins.push(vec![i]);
+                    n_bins += 1;
+                    n_bins - 1
                 }
-            }
+            };
         }
     }
-    bins.iter_mut().for_each(|b| b.sort_unstable());
-    Ok(bins)
+    Ok(Groups::from_labels(&bin_of, n_bins))
 }
 
 /// Split sequence indices into `n_parts` parts with token sums as equal as the
@@ -91,7 +100,7 @@ pub fn pack_microbatches(
 /// parts are ordered by decreasing token sum.
 ///
 /// Errors: negative length, `n_parts < 1`.
-pub fn balanced_partition(lengths: &[i64], n_parts: usize) -> Result<Vec<Vec<usize>>> {
+pub fn balanced_partition(lengths: &[i64], n_parts: usize) -> Result<Groups> {
     check_lengths(lengths)?;
     if n_parts < 1 {
         return Err(EngineError::range("n_parts", "at least 1", n_parts));
@@ -131,25 +140,19 @@ pub fn balanced_partition(lengths: &[i64], n_parts: usize) -> Result<Vec<Vec<usi
         heap.push((merged[0].0 - merged[k - 1].0, Reverse(parts.len() / k)));
         parts.extend_from_slice(&merged);
     }
-    let last = match heap.pop() {
-        Some((_, Reverse(s))) => &parts[s * k..(s + 1) * k],
-        None => return Ok(vec![Vec::new(); k]),
-    };
-    Ok(last
-        .iter()
-        .map(|&(_, node)| {
-            let mut items = Vec::new();
+    let mut part_of = vec![0; lengths.len()];
+    if let Some((_, Reverse(s))) = heap.pop() {
+        for (p, &(_, node)) in parts[s * k..(s + 1) * k].iter().enumerate() {
             let mut stack: Vec<usize> = node.into_iter().collect();
             while let Some(n) = stack.pop() {
                 match nodes[n] {
-                    Node::Leaf(i) => items.push(i),
+                    Node::Leaf(i) => part_of[i] = p,
                     Node::Union(x, y) => stack.extend([x, y]),
                 }
             }
-            items.sort_unstable();
-            items
-        })
-        .collect())
+        }
+    }
+    Ok(Groups::from_labels(&part_of, k))
 }
 
 /// A node of the merge forest of [`balanced_partition`].
@@ -170,10 +173,11 @@ mod tests {
             lengths in prop::collection::vec(0i64..100, 0..80), budget in 1i64..300, padded in any::<bool>()
         ) {
             let bins = pack_microbatches(&lengths, budget, padded).unwrap();
-            let mut seen: Vec<usize> = bins.iter().flatten().copied().collect();
+            let mut seen = bins.members.clone();
             seen.sort_unstable();
             prop_assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
-            for bin in &bins {
+            for bin in bins.iter() {
+                prop_assert!(!bin.is_empty() && bin.windows(2).all(|w| w[0] < w[1]));
                 let cost = if padded {
                     bin.len() as i64 * bin.iter().map(|&i| lengths[i]).max().unwrap()
                 } else {
@@ -189,7 +193,7 @@ mod tests {
         ) {
             let parts = balanced_partition(&lengths, k).unwrap();
             prop_assert_eq!(parts.len(), k);
-            let mut seen: Vec<usize> = parts.iter().flatten().copied().collect();
+            let mut seen = parts.members.clone();
             seen.sort_unstable();
             prop_assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
             let sums: Vec<i64> = parts.iter().map(|p| p.iter().map(|&i| lengths[i]).sum()).collect();
@@ -202,7 +206,7 @@ mod tests {
     #[test]
     fn oversized_sequence_gets_its_own_microbatch() {
         let bins = pack_microbatches(&[50, 5, 5], 10, false).unwrap();
-        assert_eq!(bins, vec![vec![0], vec![1, 2]]);
+        assert_eq!(bins.iter().collect::<Vec<_>>(), vec![&[0][..], &[1, 2][..]]);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Offsets (CSR) validation and splitting of packed arrays into per-task slices for rayon.
+//! Offsets (CSR) validation, splitting of packed arrays into per-task slices for rayon, and lists
+//! of indices stored the same way ([`Groups`]).
 
 use crate::error::{EngineError, Result};
 
@@ -70,6 +71,54 @@ pub fn split_at_bounds<'a, T>(
         data = tail;
     }
     parts
+}
+
+/// Lists of indices in one flat array, CSR-style: list `g` is `members[starts[g]..starts[g + 1]]`.
+/// Used for the sequences of each prompt group, micro-batches and data-parallel parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Groups {
+    pub members: Vec<usize>,
+    pub starts: Vec<usize>,
+}
+
+impl Groups {
+    /// The indices `0..labels.len()` listed by label (`labels[i] < n_lists`), ascending within
+    /// each list: a counting sort, O(n + n_lists), one allocation for all the lists.
+    pub fn from_labels(labels: &[usize], n_lists: usize) -> Groups {
+        let mut starts = vec![0; n_lists + 1];
+        for &l in labels {
+            starts[l + 1] += 1;
+        }
+        for g in 0..n_lists {
+            starts[g + 1] += starts[g];
+        }
+        let mut next = starts[..n_lists].to_vec();
+        let mut members = vec![0; labels.len()];
+        for (i, &l) in labels.iter().enumerate() {
+            members[next[l]] = i;
+            next[l] += 1;
+        }
+        Groups { members, starts }
+    }
+
+    /// Number of lists.
+    pub fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The members of list `g`.
+    pub fn get(&self, g: usize) -> &[usize] {
+        &self.members[self.starts[g]..self.starts[g + 1]]
+    }
+
+    /// The lists' members, list by list.
+    pub fn iter(&self) -> impl Iterator<Item = &[usize]> {
+        self.starts.windows(2).map(|w| &self.members[w[0]..w[1]])
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use crate::error::{EngineError, Result};
 use crate::rng::SplitMix64;
+use crate::segments::Groups;
 
 /// Which responses each critic trains on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,41 +17,11 @@ pub enum ShardMode {
     Random,
 }
 
-/// Sequence indices grouped by group id, in one flat array: group `g` (groups in order of first
-/// appearance) is `members[starts[g]..starts[g + 1]]`, its indices ascending.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Groups {
-    pub members: Vec<usize>,
-    pub starts: Vec<usize>,
-}
-
-impl Groups {
-    /// Number of groups.
-    pub fn len(&self) -> usize {
-        self.starts.len() - 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The members of group `g`.
-    pub fn get(&self, g: usize) -> &[usize] {
-        &self.members[self.starts[g]..self.starts[g + 1]]
-    }
-
-    /// The groups' members, group by group.
-    pub fn iter(&self) -> impl Iterator<Item = &[usize]> {
-        self.starts.windows(2).map(|w| &self.members[w[0]..w[1]])
-    }
-}
-
 /// Group the sequences by `group_ids`. The responses to one prompt usually sit side by side, and
 /// usually in ascending id order: then every run of equal ids is a whole group and no lookup is
 /// needed. Otherwise the hash map is consulted once per run of equal ids, not once per
 /// sequence. Either way the members land in one allocation (no vector per group).
 pub fn group_members(group_ids: &[i64]) -> Groups {
-    let members: Vec<usize> = (0..group_ids.len()).collect();
     // One pass finds where the runs start and whether the ids ascend.
     let mut starts = vec![0];
     let mut ascending = true;
@@ -64,36 +35,19 @@ pub fn group_members(group_ids: &[i64]) -> Groups {
         if !group_ids.is_empty() {
             starts.push(group_ids.len());
         }
+        let members = (0..group_ids.len()).collect();
         return Groups { members, starts };
     }
     let mut slot: HashMap<i64, usize> = HashMap::new();
-    let mut sizes: Vec<usize> = Vec::new();
-    let mut runs: Vec<(usize, usize)> = Vec::new(); // (group, run length)
+    let mut labels = vec![0; group_ids.len()];
+    let mut run_start = 0;
     for run in group_ids.chunk_by(|a, b| a == b) {
-        let g = *slot.entry(run[0]).or_insert(sizes.len());
-        if g == sizes.len() {
-            sizes.push(0);
-        }
-        sizes[g] += run.len();
-        runs.push((g, run.len()));
+        let n_groups = slot.len();
+        let g = *slot.entry(run[0]).or_insert(n_groups);
+        labels[run_start..run_start + run.len()].fill(g);
+        run_start += run.len();
     }
-    let mut starts = Vec::with_capacity(sizes.len() + 1);
-    starts.push(0);
-    for size in sizes {
-        starts.push(starts[starts.len() - 1] + size);
-    }
-    let mut next = starts[..starts.len() - 1].to_vec();
-    let mut grouped = vec![0; group_ids.len()];
-    let mut i = 0;
-    for (g, len) in runs {
-        grouped[next[g]..next[g] + len].copy_from_slice(&members[i..i + len]);
-        next[g] += len;
-        i += len;
-    }
-    Groups {
-        members: grouped,
-        starts,
-    }
+    Groups::from_labels(&labels, slot.len())
 }
 
 /// Fill `out` (row-major `[n_critics, n_seq]`) with `out[m, i] = true` iff critic `m` trains on

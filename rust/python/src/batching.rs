@@ -1,13 +1,17 @@
+use asyppo_core::segments::Groups;
 use numpy::{Ix1, PyArray1};
 use pyo3::prelude::*;
 
 use crate::arrays::{borrow, slice};
 use crate::error::IntoPyResult;
 
-fn to_arrays<'py>(py: Python<'py>, parts: Vec<Vec<usize>>) -> Vec<Bound<'py, PyArray1<i64>>> {
-    parts
-        .into_iter()
-        .map(|p| PyArray1::from_vec(py, p.into_iter().map(|i| i as i64).collect()))
+/// One int64 array per list (each a copy of its stretch of the flat index array).
+fn to_arrays<'py>(py: Python<'py>, lists: Groups) -> Vec<Bound<'py, PyArray1<i64>>> {
+    let flat: Vec<i64> = lists.members.iter().map(|&i| i as i64).collect();
+    lists
+        .starts
+        .windows(2)
+        .map(|w| PyArray1::from_slice(py, &flat[w[0]..w[1]]))
         .collect()
 }
 
