@@ -43,32 +43,50 @@ pub fn group_advantages<F: Real>(
     if !(eps.is_finite() && eps >= 0.0) {
         return Err(EngineError::range("eps", "a finite number >= 0", eps));
     }
-    let groups = crate::shard::group_members(group_ids);
-    for group in groups.iter() {
-        if group.len() == 1 {
-            out[group[0]] = F::ZERO;
-            continue;
-        }
-        let k = group.len() as f64;
-        let mean = group.iter().map(|&i| scores[i].to_f64()).sum::<f64>() / k;
-        // Every baseline is `(r - mean) * scale`; RLOO's `r - (sum - r) / (k - 1)` is
-        // `(r - mean) * k / (k - 1)`. A per-group scale, not a per-response division.
-        let scale = match how {
-            GroupBaseline::Grpo => {
-                let sq: f64 = group
-                    .iter()
-                    .map(|&i| (scores[i].to_f64() - mean).powi(2))
-                    .sum();
-                1.0 / ((sq / (k - 1.0)).sqrt() + eps)
+    let advantage = |r: F, (mean, scale): (f64, f64)| F::from_f64((r.to_f64() - mean) * scale);
+    match crate::shard::ascending_runs(group_ids) {
+        // The usual layout: every group a contiguous stretch, read and written in place.
+        Some(starts) => {
+            for w in starts.windows(2) {
+                let (rs, out) = (&scores[w[0]..w[1]], &mut out[w[0]..w[1]]);
+                let b = baseline(rs.iter().copied(), how, eps);
+                out.iter_mut()
+                    .zip(rs)
+                    .for_each(|(o, &r)| *o = advantage(r, b));
             }
-            GroupBaseline::DrGrpo => 1.0,
-            GroupBaseline::Rloo => k / (k - 1.0),
-        };
-        for &i in group {
-            out[i] = F::from_f64((scores[i].to_f64() - mean) * scale);
+        }
+        None => {
+            for group in crate::shard::group_members(group_ids).iter() {
+                let b = baseline(group.iter().map(|&i| scores[i]), how, eps);
+                group.iter().for_each(|&i| out[i] = advantage(scores[i], b));
+            }
         }
     }
     Ok(())
+}
+
+/// `(mean, scale)` of one group's scores, such that each advantage is `(r - mean) * scale` (a
+/// group of one gets scale 0). RLOO's `r - (sum - r) / (k - 1)` is `(r - mean) * k / (k - 1)`:
+/// a per-group scale, not a per-response division. In f64.
+fn baseline<F: Real>(
+    rs: impl ExactSizeIterator<Item = F> + Clone,
+    how: GroupBaseline,
+    eps: f64,
+) -> (f64, f64) {
+    let k = rs.len() as f64;
+    if rs.len() < 2 {
+        return (0.0, 0.0);
+    }
+    let mean = rs.clone().map(|r| r.to_f64()).sum::<f64>() / k;
+    let scale = match how {
+        GroupBaseline::Grpo => {
+            let sq: f64 = rs.map(|r| (r.to_f64() - mean).powi(2)).sum();
+            1.0 / ((sq / (k - 1.0)).sqrt() + eps)
+        }
+        GroupBaseline::DrGrpo => 1.0,
+        GroupBaseline::Rloo => k / (k - 1.0),
+    };
+    (mean, scale)
 }
 
 /// `out[t] = per_seq[s]` for every token `t` of sequence `s` (`np.repeat(per_seq, lengths)`).

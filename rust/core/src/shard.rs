@@ -17,12 +17,9 @@ pub enum ShardMode {
     Random,
 }
 
-/// Group the sequences by `group_ids`. The responses to one prompt usually sit side by side, and
-/// usually in ascending id order: then every run of equal ids is a whole group and no lookup is
-/// needed. Otherwise the hash map is consulted once per run of equal ids, not once per
-/// sequence. Either way the members land in one allocation (no vector per group).
-pub fn group_members(group_ids: &[i64]) -> Groups {
-    // One pass finds where the runs start and whether the ids ascend.
+/// Where the runs of equal ids start (`[0, s_1, ..., n]`, CSR-style) if the ids ascend, so that
+/// every run is a whole group; `None` otherwise.
+pub fn ascending_runs(group_ids: &[i64]) -> Option<Vec<usize>> {
     let mut starts = vec![0];
     let mut ascending = true;
     for (i, w) in (1..).zip(group_ids.windows(2)) {
@@ -31,10 +28,18 @@ pub fn group_members(group_ids: &[i64]) -> Groups {
             starts.push(i);
         }
     }
-    if ascending {
-        if !group_ids.is_empty() {
-            starts.push(group_ids.len());
-        }
+    if !group_ids.is_empty() {
+        starts.push(group_ids.len());
+    }
+    ascending.then_some(starts)
+}
+
+/// Group the sequences by `group_ids`. The responses to one prompt usually sit side by side, and
+/// usually in ascending id order: then every run of equal ids is a whole group and no lookup is
+/// needed. Otherwise the hash map is consulted once per run of equal ids, not once per
+/// sequence. Either way the members land in one allocation (no vector per group).
+pub fn group_members(group_ids: &[i64]) -> Groups {
+    if let Some(starts) = ascending_runs(group_ids) {
         let members = (0..group_ids.len()).collect();
         return Groups { members, starts };
     }
