@@ -67,28 +67,77 @@ pub fn pack_microbatches(lengths: &[i64], max_tokens: i64, padded: bool) -> Resu
             bin_of[i] = n_bins - 1;
         }
     } else {
-        // (remaining capacity, bin): the best fit is the first entry with room for `len`.
-        let mut open: BTreeSet<(i64, usize)> = BTreeSet::new();
-        for i in by_decreasing_length(lengths) {
-            let len = lengths[i];
-            bin_of[i] = match open.range((len, 0)..).next().copied() {
-                Some((room, b)) => {
-                    open.remove(&(room, b));
-                    open.insert((room - len, b));
-                    b
-                }
-                None => {
-                    if len < max_tokens {
-                        open.insert((max_tokens - len, n_bins));
-                    }
-                    n_bins += 1;
-                    n_bins - 1
-                }
-            };
-        }
+        let order = by_decreasing_length(lengths);
+        // (room, bin) as one integer key, the room in the high bits: a `u64` when both fit (the
+        // usual case: its comparisons and tree nodes are cheaper than a tuple's), else a `u128`.
+        let bin_bits = usize::BITS - lengths.len().leading_zeros();
+        n_bins = if bin_bits + (64 - max_tokens.leading_zeros()) <= 64 {
+            best_fit::<u64>(lengths, &order, max_tokens, bin_bits, &mut bin_of)
+        } else {
+            best_fit::<u128>(lengths, &order, max_tokens, 64, &mut bin_of)
+        };
     }
     Ok(Groups::from_labels(&bin_of, n_bins))
 }
+
+/// Best-fit over the sequences in `order`: each goes to the open micro-batch with the least room
+/// that still holds it, or opens one; writes `bin_of` and returns the number of micro-batches.
+/// The open ones are a search tree of keys `room << shift | bin`, so the best fit is the first
+/// key from `len << shift` on (ties in room to the lowest bin).
+fn best_fit<K: PackedKey>(
+    lengths: &[i64],
+    order: &[usize],
+    max_tokens: i64,
+    shift: u32,
+    bin_of: &mut [usize],
+) -> usize {
+    let mut open: BTreeSet<K> = BTreeSet::new();
+    let mut n_bins = 0;
+    for &i in order {
+        let len = lengths[i] as u64;
+        // Every room is below `max_tokens`: a longer sequence (whose key would not fit) fits none.
+        let fit = (len <= max_tokens as u64)
+            .then(|| open.range(K::pack(len, 0, shift)..).next().copied())
+            .flatten();
+        bin_of[i] = match fit {
+            Some(key) => {
+                let (room, b) = key.unpack(shift);
+                open.remove(&key);
+                open.insert(K::pack(room - len, b, shift));
+                b
+            }
+            None => {
+                if len < max_tokens as u64 {
+                    open.insert(K::pack(max_tokens as u64 - len, n_bins, shift));
+                }
+                n_bins += 1;
+                n_bins - 1
+            }
+        };
+    }
+    n_bins
+}
+
+/// An unsigned integer holding a (room, bin) pair, room in the high bits (see [`best_fit`]).
+trait PackedKey: Ord + Copy {
+    fn pack(room: u64, bin: usize, shift: u32) -> Self;
+    fn unpack(self, shift: u32) -> (u64, usize);
+}
+
+macro_rules! impl_packed_key {
+    ($t:ty) => {
+        impl PackedKey for $t {
+            fn pack(room: u64, bin: usize, shift: u32) -> Self {
+                (<$t>::from(room) << shift) | bin as $t
+            }
+            fn unpack(self, shift: u32) -> (u64, usize) {
+                ((self >> shift) as u64, (self & ((1 << shift) - 1)) as usize)
+            }
+        }
+    };
+}
+impl_packed_key!(u64);
+impl_packed_key!(u128);
 
 /// Split sequence indices into `n_parts` parts with token sums as equal as the
 /// Karmarkar–Karp largest-differencing heuristic gets (Karmarkar & Karp 1982; the k-way form of
@@ -201,6 +250,28 @@ mod tests {
             let spread = sums.iter().max().unwrap() - sums.iter().min().unwrap();
             prop_assert!(spread <= lengths.iter().copied().max().unwrap_or(0));
         }
+    }
+
+    #[test]
+    fn sequences_far_beyond_the_budget_get_their_own_microbatches() {
+        let bins = pack_microbatches(&[i64::MAX / 2, 3, 1 << 40, 4], 8, false).unwrap();
+        assert_eq!(
+            bins.iter().collect::<Vec<_>>(),
+            vec![&[0][..], &[2][..], &[1, 3][..]]
+        );
+    }
+
+    #[test]
+    fn a_budget_too_wide_for_64_bit_keys_packs_the_same() {
+        // `i64::MAX` leaves no bits for the bin in a `u64` key: the `u128` keys are used.
+        let lengths = [5, 3, 2, 9, 1];
+        let wide = pack_microbatches(&lengths, i64::MAX, false).unwrap();
+        assert_eq!(wide.iter().collect::<Vec<_>>(), vec![&[0, 1, 2, 3, 4][..]]);
+        let narrow = pack_microbatches(&lengths, 10, false).unwrap();
+        assert_eq!(
+            narrow.iter().collect::<Vec<_>>(),
+            vec![&[3, 4][..], &[0, 1, 2][..]]
+        );
     }
 
     #[test]
