@@ -83,32 +83,25 @@ pub fn shard_groups(
             out.len(),
         ));
     }
-    let mut rng = SplitMix64::new(seed);
-    let mut deal = |members: &mut [usize], cursor: &mut usize, out: &mut [bool]| {
-        rng.shuffle(members);
-        for &i in members.iter() {
-            out[*cursor * n + i] = true;
-            // Not `% n_critics`: a division per sequence would cost more than the rest.
-            *cursor += 1;
-            if *cursor == n_critics {
-                *cursor = 0;
-            }
-        }
-    };
     out.fill(mode == ShardMode::Shared);
-    let mut cursor = 0;
-    match mode {
-        ShardMode::Shared => {}
+    // The sequences in dealing order: every group shuffled in turn, or the whole batch at once.
+    let (mut order, starts) = match mode {
+        ShardMode::Shared => return Ok(()),
         ShardMode::Disjoint => {
-            let Groups {
-                mut members,
-                starts,
-            } = group_members(group_ids);
-            for w in starts.windows(2) {
-                deal(&mut members[w[0]..w[1]], &mut cursor, out);
-            }
+            let groups = group_members(group_ids);
+            (groups.members, groups.starts)
         }
-        ShardMode::Random => deal(&mut (0..n).collect::<Vec<_>>(), &mut cursor, out),
+        ShardMode::Random => ((0..n).collect(), vec![0, n]),
+    };
+    let mut rng = SplitMix64::new(seed);
+    for w in starts.windows(2) {
+        rng.shuffle(&mut order[w[0]..w[1]]);
+    }
+    // Round-robin over the whole order, so the dealing position carries over from group to group.
+    for deal in order.chunks(n_critics) {
+        for (critic, &i) in deal.iter().enumerate() {
+            out[critic * n + i] = true;
+        }
     }
     Ok(())
 }
