@@ -129,6 +129,19 @@ fn key_range<F: Real>(xs: &[F]) -> Option<(F::Key, F::Key)> {
     Some((lo.into_iter().min()?, hi.into_iter().max()?))
 }
 
+/// The index in `counts` (bins in the order given) of the bin that holds the value of 0-based
+/// rank `rank`, and how many values the bins before it hold. `rank` is below the counts' sum.
+fn bin_of_rank<'a>(counts: impl Iterator<Item = &'a u32>, rank: usize) -> (usize, usize) {
+    let mut before = 0;
+    for (i, &c) in counts.enumerate() {
+        if before + c as usize > rank {
+            return (i, before);
+        }
+        before += c as usize;
+    }
+    unreachable!("a rank below the number of values")
+}
+
 /// Reusable buffers of [`sequence_cuts`].
 #[derive(Default)]
 struct Scratch {
@@ -181,26 +194,13 @@ fn sequence_cuts<F: Real>(
     let [rank_lo, rank_hi] = boundary_ranks(n, k_low, k_high);
     let located = [
         rank_lo.map(|rank| {
-            let mut below = 0;
-            let bin = counts
-                .iter()
-                .position(|&c| {
-                    below += c as usize;
-                    below > rank
-                })
-                .expect("a rank below n");
-            (rank, bin as u32, below - counts[bin] as usize)
+            let (bin, below) = bin_of_rank(counts.iter(), rank);
+            (rank, bin as u32, below)
         }),
         rank_hi.map(|rank| {
-            let mut from_top = 0;
-            let bin = counts
-                .iter()
-                .rposition(|&c| {
-                    from_top += c as usize;
-                    from_top >= n - rank
-                })
-                .expect("a rank below n");
-            (rank, bin as u32, n - from_top)
+            let (from_top, above) = bin_of_rank(counts.iter().rev(), n - 1 - rank);
+            let bin = counts.len() - 1 - from_top;
+            (rank, bin as u32, n - above - counts[bin] as usize)
         }),
     ];
     // One pass gathers the keys of both bins (`u32::MAX` is no bin): per group of `LANES`
