@@ -186,7 +186,9 @@ class TrainConfig(Section):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
     @model_validator(mode="after")
-    def _critics_fit_the_algorithm(self) -> TrainConfig:
+    def _sections_agree(self) -> TrainConfig:
+        """Checks that span sections: critics vs. masks, mini-batch vs. rollout batch, overlong
+        buffer vs. generation budget."""
         masked = self.algo.adv_mask_ratio > 0 or self.algo.ent_filter_ratio > 0
         if self.algo.uses_critic and masked and self.critic.count < 2:
             raise ValueError(
@@ -200,4 +202,10 @@ class TrainConfig(Section):
                     f"trainer.mini_batch_size ({self.trainer.mini_batch_size}) exceeds the rollout batch "
                     f"rollout.prompts_per_step * rollout.n = {batch}"
                 )
+        buffer = self.reward.overlong_buffer
+        if buffer is not None and buffer > self.rollout.max_new_tokens:
+            raise ValueError(
+                f"reward.overlong_buffer ({buffer}) exceeds rollout.max_new_tokens "
+                f"({self.rollout.max_new_tokens}): the penalty buffer is the last tokens of the budget"
+            )
         return self

@@ -1,5 +1,6 @@
-"""Rewards: boxed-answer extraction, the math verifier, format and user rewards, and a runner
-that scores a batch under per-response time limits without ever raising on a failing reward."""
+"""Rewards: boxed-answer extraction, the math verifier, format and user rewards, a runner
+that scores a batch under per-response time limits without ever raising on a failing reward, and
+length-based shaping (DAPO's soft overlong punishment)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from asyppo.rewards.boxed import extract_boxed, normalize_answer
 from asyppo.rewards.config import RewardConfig
 from asyppo.rewards.runner import RewardOutput, RewardRunner, build_reward_fn
 from asyppo.rewards.scoring import ResponseScorer
+from asyppo.rewards.shaping import overlong_penalty
 from asyppo.rewards.user import load_user_reward
 from asyppo.rewards.verifiers import exact_correct, has_boxed_answer, math_correct
 
@@ -22,4 +24,5 @@ __all__ = [
     "load_user_reward",
     "math_correct",
     "normalize_answer",
+    "overlong_penalty",
 ]

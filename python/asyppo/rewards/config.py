@@ -15,10 +15,19 @@ class RewardConfig(BaseModel):
               + user_weight    * user_fn(response, answer)
 
     and a response whose scoring raises or exceeds ``timeout_s`` scores 0 (counted as an error or
-    a timeout in the metrics). With ``truncated_score`` set, a response cut at ``max_new_tokens``
-    without EOS scores ``truncated_score`` instead (applied by the trainer, which knows which
-    responses stopped). ``correct`` (the accuracy metric) is the verifier's verdict; with
+    a timeout in the metrics). ``correct`` (the accuracy metric) is the verifier's verdict; with
     ``verifier: none`` it is ``score > 0``.
+
+    The trainer then shapes the score it trains on, knowing which responses stopped and how long
+    they are (`asyppo.trainer.rollout_step.shaped_scores`), in this order:
+
+    1. with ``truncated_score`` set, a response cut at ``max_new_tokens`` without EOS scores
+       ``truncated_score`` instead (the hard form of DAPO's overlong handling);
+    2. with ``overlong_buffer`` set, every response gets DAPO's soft overlong punishment added
+       (`asyppo.rewards.shaping.overlong_penalty`, arXiv 2503.14476 §3.4 eq. 13):
+       ``overlong_penalty_factor * clip(((L_max - overlong_buffer) - |y|) / overlong_buffer, -1, 0)``
+       with ``L_max = rollout.max_new_tokens``. Both may be on: a truncated response, which is
+       ``L_max`` long, then scores ``truncated_score - overlong_penalty_factor``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -47,6 +56,23 @@ class RewardConfig(BaseModel):
         "then spreads the tokens after it (the hard form of DAPO's overlong handling, arXiv "
         "2503.14476 sec. 3.4). Training scores only: "
         "the accuracy metrics keep the verifier's verdict.",
+    )
+    overlong_buffer: int | None = Field(
+        None,
+        ge=1,
+        description="DAPO's soft overlong punishment (arXiv 2503.14476 sec. 3.4, eq. 13; verl's "
+        "reward_model.overlong_buffer.len): L_cache, the last tokens before rollout.max_new_tokens "
+        "(L_max) over which a penalty falls linearly from 0 at L_max - L_cache tokens to "
+        "-overlong_penalty_factor at L_max. Added to the score after truncated_score. At most "
+        "rollout.max_new_tokens; null: off. Training scores only: the accuracy metrics keep the "
+        "verifier's verdict.",
+    )
+    overlong_penalty_factor: float = Field(
+        1.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Scale of the soft overlong punishment: its value at L_max is "
+        "-overlong_penalty_factor (verl's reward_model.overlong_buffer.penalty_factor; DAPO: 1).",
     )
     timeout_s: float = Field(
         5.0, gt=0, description="Wall-time limit for scoring one response (seconds)."
