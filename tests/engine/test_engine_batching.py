@@ -38,6 +38,42 @@ def test_padded_microbatches_keep_count_times_longest_within_budget(
         assert len(p) * lens[p].max() <= budget or len(p) == 1
 
 
+@given(
+    pairs=st.lists(st.tuples(st.integers(0, 300), st.integers(0, 100)), max_size=60),
+    budget=st.integers(1, 2000),
+    padded=st.booleans(),
+)
+def test_prompt_lengths_are_budgeted_as_their_own_padded_block(
+    pairs: list[tuple[int, int]], budget: int, padded: bool
+) -> None:
+    """With prompts padded apart (left) from the rest (right), a micro-batch's ``[B, P + R]``
+    input is ``count * (longest prompt + longest rest)``; packed, both simply count."""
+    lens = np.array([r for r, _ in pairs], dtype=np.int64)
+    prompts = np.array([p for _, p in pairs], dtype=np.int64)
+    parts = engine.pack_microbatches(lens, budget, padded=padded, prompt_lengths=prompts)
+    assert covers_once(parts, len(lens))
+    for p in parts:
+        cost = (
+            len(p) * (prompts[p].max() + lens[p].max()) if padded else (prompts[p] + lens[p]).sum()
+        )
+        assert cost <= budget or len(p) == 1
+
+
+def test_prompt_lengths_change_nothing_when_all_zero() -> None:
+    lens = np.random.default_rng(3).integers(0, 300, 50)
+    for padded in (False, True):
+        plain = engine.pack_microbatches(lens, 700, padded=padded)
+        zero = engine.pack_microbatches(lens, 700, padded=padded, prompt_lengths=np.zeros(50, int))
+        assert [p.tolist() for p in plain] == [p.tolist() for p in zero]
+
+
+def test_prompt_lengths_of_another_length_are_rejected() -> None:
+    with pytest.raises(
+        ValueError, match=r"prompt_lengths: expected length 2 \(as lengths\), got 1"
+    ):
+        engine.pack_microbatches(np.array([1, 8]), 36, padded=True, prompt_lengths=np.array([8]))
+
+
 def test_oversized_sequence_gets_its_own_microbatch() -> None:
     parts = engine.pack_microbatches(np.array([3, 50, 4]), 10)
     assert [p.tolist() for p in parts] == [[1], [0, 2]]

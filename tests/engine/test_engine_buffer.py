@@ -207,6 +207,24 @@ def test_microbatches_cover_the_batch_within_the_padded_budget() -> None:
     assert sum(mb.n_tokens for mb in buf.iter_microbatches(64)) == buf.n_tokens
 
 
+@pytest.mark.parametrize("prompt_side", ["right", "left"])
+def test_padded_microbatches_fit_the_layout_to_padded_builds(prompt_side: str) -> None:
+    rng = np.random.default_rng(1)
+    buf = TrajectoryBuffer()
+    for i in range(40):
+        # Long prompts with short responses and the reverse: the two layouts differ most.
+        long_prompt = i % 2 == 0
+        buf.append(
+            rng.integers(0, 9, rng.integers(20, 30) if long_prompt else rng.integers(1, 3)),
+            rng.integers(0, 9, rng.integers(0, 3) if long_prompt else rng.integers(20, 30)),
+            group_id=i // 4,
+        )
+    for mb in buf.iter_microbatches(120, prompt_side=prompt_side):
+        size = mb.to_padded(prompt_side=prompt_side)["input_ids"].size
+        assert size <= 120 or len(mb) == 1
+    assert sum(len(mb) for mb in buf.iter_microbatches(120, prompt_side=prompt_side)) == 40
+
+
 def test_setting_a_token_field_checks_its_length() -> None:
     buf = build()
     buf["advantages"] = np.ones(4, np.float32)

@@ -328,22 +328,31 @@ class TrajectoryBuffer:
         out._fields = {k: v[..., tok] for k, v in self._fields.items()}
         return out
 
-    def microbatch_indices(self, max_tokens: int, *, padded: bool = True) -> list[np.ndarray]:
+    def microbatch_indices(
+        self, max_tokens: int, *, padded: bool = True, prompt_side: PromptSide = "right"
+    ) -> list[np.ndarray]:
         """Sequence indices of micro-batches whose prompt+response tokens fit ``max_tokens``
-        (``pack_microbatches`` over ``prompt_lengths + response_lengths``; ``padded=True``
-        budgets ``count * longest``, the ``[B, L]`` size of the right-padded layout).
-        :meth:`iter_microbatches` selects them; with :meth:`token_index` they place per-token
-        results computed micro-batch by micro-batch back into packed order."""
-        return pack_microbatches(
-            self.prompt_lengths + self.response_lengths, max_tokens, padded=padded
-        )
+        (``pack_microbatches``). ``padded=True`` budgets the size of the padded input that
+        :meth:`to_padded` builds in the ``prompt_side`` layout: ``count * longest prompt+response``
+        (``"right"``) or ``count * (longest prompt + longest response)`` (``"left"``);
+        ``padded=False`` budgets the tokens themselves. :meth:`iter_microbatches` selects them;
+        with :meth:`token_index` they place per-token results computed micro-batch by micro-batch
+        back into packed order."""
+        if prompt_side == "right":
+            lengths = self.prompt_lengths + self.response_lengths
+            return pack_microbatches(lengths, max_tokens, padded=padded)
+        if prompt_side == "left":
+            return pack_microbatches(
+                self.response_lengths, max_tokens, padded=padded, prompt_lengths=self.prompt_lengths
+            )
+        raise ValueError(f"prompt_side: expected 'right' or 'left', got {prompt_side!r}")
 
     def iter_microbatches(
-        self, max_tokens: int, *, padded: bool = True
+        self, max_tokens: int, *, padded: bool = True, prompt_side: PromptSide = "right"
     ) -> Iterator[TrajectoryBuffer]:
         """The sub-buffers ``select(idx)`` for ``idx`` in :meth:`microbatch_indices` (same
         arguments), token fields included."""
-        for idx in self.microbatch_indices(max_tokens, padded=padded):
+        for idx in self.microbatch_indices(max_tokens, padded=padded, prompt_side=prompt_side):
             yield self.select(idx)
 
     # -- padded model input -----------------------------------------------------------------------

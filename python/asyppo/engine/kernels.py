@@ -220,26 +220,35 @@ def masked_whiten(x: Any, mask: Any, shift_mean: bool = True) -> Any:
     return like(out, is_torch(x))
 
 
-def pack_microbatches(lengths: Any, max_tokens: int, padded: bool = False) -> list[Any]:
+def pack_microbatches(
+    lengths: Any, max_tokens: int, padded: bool = False, prompt_lengths: Any = None
+) -> list[Any]:
     """Split sequence indices into micro-batches whose token cost stays within ``max_tokens``.
 
     Cost: sum of lengths (``padded=False``, packed input) or ``count * max length``
-    (``padded=True``, the size of the ``[B, L]`` padded tensor). Best-fit decreasing (next-fit
-    decreasing when padded). No micro-batch exceeds the budget unless one sequence alone does, in
-    which case it is alone. Indices within a micro-batch are ascending.
+    (``padded=True``, the size of the ``[B, L]`` padded tensor). With ``prompt_lengths``, every
+    sequence also has a prompt padded on its own: the padded cost is
+    ``count * (max prompt length + max length)``, the size of a ``[B, P + R]`` input whose prompts
+    are left-padded to ``P`` and the rest right-padded to ``R`` (``TrajectoryBuffer``'s
+    ``prompt_side="left"`` layout), and the summed cost counts both. Best-fit decreasing (next-fit
+    over decreasing total lengths when padded). No micro-batch exceeds the budget unless one
+    sequence alone does, in which case it is alone. Indices within a micro-batch are ascending.
 
     Args:
         lengths: ``[N]`` non-negative integers. max_tokens: >= 1.
+        prompt_lengths: optional ``[N]`` non-negative integers.
 
     Returns:
         A list of int64 index arrays covering ``range(N)`` exactly once.
 
     Raises:
-        TypeError: non-integer input. ValueError: negative length, ``max_tokens < 1``.
+        TypeError: non-integer input. ValueError: negative length, ``prompt_lengths`` of another
+        length, ``max_tokens < 1``.
     """
     lens = array(lengths, "lengths", "int")
     budget = integer(max_tokens, "max_tokens", 1, _I64_MAX)
-    parts = _core.pack_microbatches(lens, budget, bool(padded))
+    prompts = None if prompt_lengths is None else array(prompt_lengths, "prompt_lengths", "int")
+    parts = _core.pack_microbatches(lens, budget, bool(padded), prompts)
     return [like(p, is_torch(lengths)) for p in parts]
 
 

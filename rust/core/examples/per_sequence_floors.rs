@@ -61,7 +61,7 @@ fn main() {
             ),
             (
                 "pack_microbatches (65,536 tokens)",
-                micros(|| drop(pack_microbatches(&lengths, 65536, false).unwrap())),
+                micros(|| drop(pack_microbatches(&lengths, 65536, false, None).unwrap())),
             ),
             (
                 "balanced_partition (8 parts)",

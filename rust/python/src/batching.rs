@@ -17,17 +17,25 @@ fn to_arrays<'py>(py: Python<'py>, lists: Groups) -> Vec<Bound<'py, PyArray1<i64
 
 /// Micro-batches of sequence indices under a token budget; see `asyppo.engine.pack_microbatches`.
 #[pyfunction]
-#[pyo3(signature = (lengths, max_tokens, padded = false))]
+#[pyo3(signature = (lengths, max_tokens, padded = false, prompt_lengths = None))]
 pub fn pack_microbatches<'py>(
     py: Python<'py>,
     lengths: &Bound<'py, PyAny>,
     max_tokens: i64,
     padded: bool,
+    prompt_lengths: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Vec<Bound<'py, PyArray1<i64>>>> {
     let lengths = borrow::<i64, Ix1>(lengths, "lengths", "a 1-D int64 array")?;
     let lengths = slice(&lengths, "lengths")?;
+    let prompts = prompt_lengths
+        .map(|p| borrow::<i64, Ix1>(p, "prompt_lengths", "a 1-D int64 array"))
+        .transpose()?;
+    let prompts = prompts
+        .as_ref()
+        .map(|p| slice(p, "prompt_lengths"))
+        .transpose()?;
     let parts = py
-        .detach(|| asyppo_core::batching::pack_microbatches(lengths, max_tokens, padded))
+        .detach(|| asyppo_core::batching::pack_microbatches(lengths, max_tokens, padded, prompts))
         .into_py_result()?;
     Ok(to_arrays(py, parts))
 }
