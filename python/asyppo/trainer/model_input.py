@@ -5,17 +5,22 @@ layout: prompts left-padded to a common width P and responses right-padded to wi
 every response starts at column P. The logits (or values) that score response token j of every
 row then sit in the one contiguous slice ``[P-1+j]`` of the sequence axis: no per-row gather, and
 the LM head can skip the prompt (``logits_to_keep``). Position ids count only real tokens, so left
-padding does not shift them.
+padding does not shift them. :func:`micro_batches` splits a batch so that each such input stays
+within a token budget.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 import torch
 
 from asyppo.engine import TrajectoryBuffer
+
+#: The buffer layout of every model input the trainer builds.
+LAYOUT: Final = "left"
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def model_input(batch: TrajectoryBuffer, pad_token_id: int, device: torch.device
     prompt_lengths = batch.prompt_lengths
     if (prompt_lengths == 0).any():
         raise ValueError(f"model_input: sequence {int(np.argmin(prompt_lengths))} has an empty prompt")
-    padded = batch.to_padded(pad_token_id, fields=[], prompt_side="left")
+    padded = batch.to_padded(pad_token_id, fields=[], prompt_side=LAYOUT)
     width_p = int(prompt_lengths.max())
     response_mask = padded["response_mask"][:, width_p:] > 0
     labels = np.where(response_mask, padded["input_ids"][:, width_p:], 0)
@@ -77,3 +82,10 @@ def model_input(batch: TrajectoryBuffer, pad_token_id: int, device: torch.device
         labels=torch.from_numpy(labels).to(device),
         prompt_width=width_p,
     )
+
+
+def micro_batches(batch: TrajectoryBuffer, max_tokens: int) -> list[np.ndarray]:
+    """Sequence indices of ``batch``'s micro-batches: each one's :func:`model_input` is
+    ``[B, P + R]`` with ``B * (P + R) <= max_tokens`` (longest prompt P, longest response R)
+    unless a single sequence is larger (``TrajectoryBuffer.microbatch_indices``, padded)."""
+    return batch.microbatch_indices(max_tokens, padded=True, prompt_side=LAYOUT)

@@ -23,7 +23,7 @@ from asyppo.algos import (
 from asyppo.config.schema import ActorConfig
 from asyppo.engine import TrajectoryBuffer
 from asyppo.models import load_actor
-from asyppo.trainer.model_input import ModelInput, model_input
+from asyppo.trainer.model_input import ModelInput, micro_batches, model_input
 from asyppo.trainer.optim import build_optimizer, clip_and_step
 from asyppo.trainer.roles.microbatch import packed_outputs
 from transformers import PreTrainedModel
@@ -107,7 +107,7 @@ class ActorRole:
         ``batch`` carries the token fields ``old_log_probs`` and ``advantages`` (float32 ``[T]``)
         and, when the objective uses them, ``adv_keep`` / ``ent_keep`` (bool ``[T]``) and
         ``ref_log_probs`` (float32 ``[T]``). Each mini-batch's micro-batches
-        (``iter_microbatches`` over prompt + response tokens) accumulate gradients with the loss
+        (:func:`micro_batches`, each model input within ``micro_batch_tokens``) accumulate gradients with the loss
         normalised by the mini-batch's global counts (``LossNormalizer``), so the gradient does
         not depend on the micro-batch split (DESIGN §3.8). Returns token-weighted means of the loss
         metrics, the mean mini-batch loss, ``actor/grad_norm``, ``actor/lr`` and
@@ -131,7 +131,7 @@ class ActorRole:
                     global_sequences=max(1, int((mini.response_lengths > 0).sum())),
                     constant=self.algo.loss_agg_constant or float(self.max_response_length),
                 )
-                for micro in mini.iter_microbatches(self.micro_batch_tokens, padded=False):
+                for micro in map(mini.select, micro_batches(mini, self.micro_batch_tokens)):
                     x = model_input(micro, self.pad_token_id, self.device)
                     log_probs, entropy = policy_outputs(
                         self.model, x, temperature=self.temperature, with_entropy=with_entropy

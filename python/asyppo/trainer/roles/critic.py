@@ -15,7 +15,7 @@ from asyppo.algos import AlgoConfig, LossNormalizer, compute_value_loss
 from asyppo.config.schema import CriticConfig
 from asyppo.engine import TrajectoryBuffer
 from asyppo.models import ValueModel, load_critic
-from asyppo.trainer.model_input import ModelInput, model_input
+from asyppo.trainer.model_input import ModelInput, micro_batches, model_input
 from asyppo.trainer.optim import build_optimizer, clip_and_step
 from asyppo.trainer.roles.microbatch import packed_outputs
 
@@ -95,7 +95,7 @@ class CriticRole:
         )
         grad_norms = []
         for _ in range(self.ppo_epochs):
-            for micro in shard.iter_microbatches(self.micro_batch_tokens, padded=False):
+            for micro in map(shard.select, micro_batches(shard, self.micro_batch_tokens)):
                 x = model_input(micro, self.pad_token_id, self.device)
                 values = response_values(self.model, x)
                 loss, step_metrics = compute_value_loss(
