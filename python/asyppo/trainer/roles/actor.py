@@ -107,9 +107,9 @@ class ActorRole:
         ``batch`` carries the token fields ``old_log_probs`` and ``advantages`` (float32 ``[T]``)
         and, when the objective uses them, ``adv_keep`` / ``ent_keep`` (bool ``[T]``) and
         ``ref_log_probs`` (float32 ``[T]``). Each mini-batch's micro-batches
-        (:func:`micro_batches`, each model input within ``micro_batch_tokens``) accumulate gradients with the loss
-        normalised by the mini-batch's global counts (``LossNormalizer``), so the gradient does
-        not depend on the micro-batch split (DESIGN §3.8). Returns token-weighted means of the loss
+        (:func:`micro_batches`: each model input within ``micro_batch_tokens``) accumulate
+        gradients with the loss normalised by the mini-batch's global counts (``LossNormalizer``),
+        so the gradient does not depend on the micro-batch split (DESIGN §3.8). Returns token-weighted means of the loss
         metrics, the mean mini-batch loss, ``actor/grad_norm``, ``actor/lr`` and
         ``actor/optimizer_steps``.
         """
