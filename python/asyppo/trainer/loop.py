@@ -36,7 +36,7 @@ from asyppo.observability import PhaseTimer, StepProgress, peak_memory_metrics
 from asyppo.rollout import RolloutOutput, SamplingParams
 from asyppo.runtime import gather
 from asyppo.trainer.evaluate import evaluate
-from asyppo.trainer.rollout_step import informative_groups, rollout_buffer, training_scores
+from asyppo.trainer.rollout_step import informative_groups, rollout_buffer, shaped_scores
 from asyppo.trainer.setup import Roles, build_roles, configure_torch, load_datasets, resolve
 
 
@@ -115,10 +115,13 @@ class Trainer:
         with timer.phase("reward"):
             answers = [records[i].answer for i in out.prompt_index]
             reward = roles.reward.call("score", out.token_ids, out.offsets, answers).result()
-        scores = training_scores(reward.scores, out.finished, cfg.reward.truncated_score)
+        scores, shaping = shaped_scores(reward.scores, out, cfg.reward, max_new_tokens=cfg.rollout.max_new_tokens)
         batch = rollout_buffer(prompt_ids, out, scores, policy_version=self.step)
-        # reward/mean is the score trained on (after reward.truncated_score); accuracy the verifier's.
-        metrics = {**reward.metrics(), **self._response_metrics(out), "reward/mean": float(batch.rewards.mean())}
+        # reward/mean is the score trained on (after truncated_score and the overlong penalty);
+        # accuracy the verifier's.
+        metrics = {
+            **reward.metrics(), **shaping, **self._response_metrics(out), "reward/mean": float(batch.rewards.mean())
+        }
         if cfg.algo.dynamic_sampling:
             keep = informative_groups(batch.group_ids, batch.rewards)
             metrics["rollout/kept_frac"] = float(keep.mean())

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from asyppo.engine import TrajectoryBuffer
+from asyppo.rewards import RewardConfig
+from asyppo.rewards.shaping import overlong_penalty
 from asyppo.rollout import RolloutOutput
 
 
@@ -47,6 +49,27 @@ def training_scores(scores: np.ndarray, finished: np.ndarray, truncated_score: f
     if truncated_score is None:
         return scores
     return np.where(finished, scores, np.float32(truncated_score)).astype(np.float32)
+
+
+def shaped_scores(
+    scores: np.ndarray, out: RolloutOutput, cfg: RewardConfig, *, max_new_tokens: int
+) -> tuple[np.ndarray, dict[str, float]]:
+    """The float32 ``[N]`` scores trained on, and the shaping's metrics.
+
+    The verifier's ``scores`` (float ``[N]``, one per response of ``out``) with, in this order,
+    ``cfg.truncated_score`` for the responses ``out`` cut without EOS (`training_scores`), then
+    DAPO's soft overlong punishment of ``out.lengths`` against the budget ``max_new_tokens`` added
+    when ``cfg.overlong_buffer`` is set (`asyppo.rewards.shaping.overlong_penalty`, arXiv
+    2503.14476 §3.4 eq. 13). The metrics then hold ``reward/overlong_penalty``, the penalty's
+    mean over the N responses (<= 0); with the buffer off they are empty.
+    """
+    shaped = training_scores(scores, out.finished, cfg.truncated_score)
+    if cfg.overlong_buffer is None:
+        return shaped, {}
+    penalty = overlong_penalty(
+        out.lengths, max_length=max_new_tokens, buffer=cfg.overlong_buffer, factor=cfg.overlong_penalty_factor
+    )
+    return shaped + penalty, {"reward/overlong_penalty": float(penalty.mean())}
 
 
 def informative_groups(group_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
