@@ -133,7 +133,12 @@ class TrainerConfig(Section):
         128, ge=1, description="Sequences per optimizer step; null: the whole batch (one step per epoch)."
     )
     micro_batch_tokens: int = Field(
-        8192, ge=1, description="Token budget (prompt + response) of one forward pass; gradients accumulate."
+        8192,
+        ge=1,
+        description=(
+            "Token budget of one forward pass: the padded [B, P + R] input, prompts left-padded to "
+            "P, responses right-padded to R (one sequence alone may exceed it); gradients accumulate."
+        ),
     )
     seed: int = Field(42, description="Seeds sampling, sharding, masks and initialisation (A.3: 42).")
     eval_every: int = Field(10, ge=0, description="Evaluate every N steps (0: only before and after).")
