@@ -38,6 +38,34 @@ def test_group_advantages_match_reference(how: str, group_ids: list[int], seed: 
     np.testing.assert_allclose(out, reference(scores, ids, how, 1e-6), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("how", ["grpo", "drgrpo", "rloo"])
+@pytest.mark.parametrize("size", [2, 4, 8, 16, 32, 64, 3])
+def test_equal_sized_ascending_groups_match_reference(how: str, size: int) -> None:
+    # The usual layout (n samples per prompt, prompts in order) has its own code per size.
+    n_groups = 37  # not a multiple of the 4 groups computed side by side
+    ids = np.repeat(np.arange(n_groups) * 3 + 5, size)
+    scores = np.random.default_rng(size).normal(size=len(ids))
+    out = engine.group_advantages(scores, ids, how=how, eps=1e-6)
+    np.testing.assert_allclose(out, reference(scores, ids, how, 1e-6), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [0] * 8 + [1] * 8 + [2] * 7 + [3] * 9,  # one run shorter, one longer
+        [1] * 8 + [0] * 8 + [2] * 8 + [3] * 8,  # equal sizes, ids not ascending
+        [0] * 8 + [1] * 8 + [0] * 8 + [2] * 8,  # equal sizes, a group split in two runs
+    ],
+)
+def test_layouts_that_only_start_regular_still_match_reference(ids: list[int]) -> None:
+    group_ids = np.array(ids)
+    scores = np.random.default_rng(0).normal(size=len(ids))
+    out = engine.group_advantages(scores, group_ids, how="grpo", eps=1e-6)
+    np.testing.assert_allclose(
+        out, reference(scores, group_ids, "grpo", 1e-6), rtol=1e-12, atol=1e-12
+    )
+
+
 def test_group_advantages_keep_float32() -> None:
     out = engine.group_advantages(np.array([1.0, 0.0], np.float32), np.array([0, 0]))
     assert out.dtype == np.float32

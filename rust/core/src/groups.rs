@@ -43,33 +43,143 @@ pub fn group_advantages<F: Real>(
     if !(eps.is_finite() && eps >= 0.0) {
         return Err(EngineError::range("eps", "a finite number >= 0", eps));
     }
-    let advantage = |r: F, (mean, scale): (f64, f64)| F::from_f64((r.to_f64() - mean) * scale);
+    let advantage = |r: f64, (mean, scale): (f64, f64)| F::from_f64((r - mean) * scale);
+    // The usual layout: n samples per prompt side by side, prompts in ascending order.
+    if uniform_groups(scores, group_ids, how, eps, out) {
+        return Ok(());
+    }
     match crate::shard::ascending_runs(group_ids) {
-        // The usual layout: every group a contiguous stretch, read and written in place.
+        // Every group a contiguous stretch, read and written in place.
         Some(starts) => {
             for w in starts.windows(2) {
                 let (rs, out) = (&scores[w[0]..w[1]], &mut out[w[0]..w[1]]);
-                let b = baseline(rs.iter().copied(), how, eps);
+                let b = baseline(rs.iter().map(|r| r.to_f64()), how, eps);
                 out.iter_mut()
                     .zip(rs)
-                    .for_each(|(o, &r)| *o = advantage(r, b));
+                    .for_each(|(o, &r)| *o = advantage(r.to_f64(), b));
             }
         }
         None => {
             for group in crate::shard::group_members(group_ids).iter() {
-                let b = baseline(group.iter().map(|&i| scores[i]), how, eps);
-                group.iter().for_each(|&i| out[i] = advantage(scores[i], b));
+                let b = baseline(group.iter().map(|&i| scores[i].to_f64()), how, eps);
+                group
+                    .iter()
+                    .for_each(|&i| out[i] = advantage(scores[i].to_f64(), b));
             }
         }
     }
     Ok(())
 }
 
-/// `(mean, scale)` of one group's scores, such that each advantage is `(r - mean) * scale` (a
-/// group of one gets scale 0). RLOO's `r - (sum - r) / (k - 1)` is `(r - mean) * k / (k - 1)`:
-/// a per-group scale, not a per-response division. In f64.
-fn baseline<F: Real>(
-    rs: impl ExactSizeIterator<Item = F> + Clone,
+/// [`group_advantages`] when the groups are consecutive runs of one size `G` in 2, 4, ..., 64
+/// with ascending ids, checked while computing: a copy of the loop per size keeps a group's
+/// scores in registers and unrolls its sums (AVX2 when the CPU has it). `false` for any other
+/// layout; `out` is then partly written, and the caller's general path overwrites all of it.
+fn uniform_groups<F: Real>(
+    scores: &[F],
+    group_ids: &[i64],
+    how: GroupBaseline,
+    eps: f64,
+    out: &mut [F],
+) -> bool {
+    let n = group_ids.len();
+    let size = group_ids
+        .iter()
+        .take_while(|&&id| id == group_ids[0])
+        .count();
+    if !(size.is_power_of_two() && (2..=64).contains(&size) && n.is_multiple_of(size)) {
+        return false;
+    }
+    macro_rules! sizes {
+        ($($g:literal)*) => {
+            match size {
+                $($g => fixed_size_groups::<F, $g>(scores, group_ids, how, eps, out),)*
+                _ => unreachable!("a power of two in 2..=64"),
+            }
+        };
+    }
+    sizes!(2 4 8 16 32 64)
+}
+
+fn fixed_size_groups<F: Real, const G: usize>(
+    scores: &[F],
+    group_ids: &[i64],
+    how: GroupBaseline,
+    eps: f64,
+    out: &mut [F],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { fixed_size_groups_avx2::<F, G>(scores, group_ids, how, eps, out) };
+    }
+    fixed_size_groups_portable::<F, G>(scores, group_ids, how, eps, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn fixed_size_groups_avx2<F: Real, const G: usize>(
+    scores: &[F],
+    group_ids: &[i64],
+    how: GroupBaseline,
+    eps: f64,
+    out: &mut [F],
+) -> bool {
+    fixed_size_groups_portable::<F, G>(scores, group_ids, how, eps, out)
+}
+
+#[inline(always)]
+fn fixed_size_groups_portable<F: Real, const G: usize>(
+    scores: &[F],
+    group_ids: &[i64],
+    how: GroupBaseline,
+    eps: f64,
+    out: &mut [F],
+) -> bool {
+    let (scores, ids, out) = (
+        scores.as_chunks::<G>().0,
+        group_ids.as_chunks::<G>().0,
+        out.as_chunks_mut::<G>().0,
+    );
+    if ids
+        .iter()
+        .any(|g| !g.iter().fold(true, |same, &x| same & (x == g[0])))
+        || ids.windows(2).any(|w| w[0][0] >= w[1][0])
+    {
+        return false;
+    }
+    // Four groups per step: their chains of division and square root are independent, so the
+    // CPU overlaps them instead of waiting out each group's in turn.
+    let write = |o: &mut [F; G], r: &[F; G], (mean, scale): (f64, f64)| {
+        for l in 0..G {
+            o[l] = F::from_f64((r[l].to_f64() - mean) * scale);
+        }
+    };
+    let quads = scores.chunks_exact(QUAD);
+    let rest = quads.remainder();
+    let mut outs = out.chunks_exact_mut(QUAD);
+    for (rs, os) in quads.zip(&mut outs) {
+        let b: [(f64, f64); QUAD] =
+            std::array::from_fn(|j| baseline(rs[j].iter().map(|x| x.to_f64()), how, eps));
+        for ((o, r), b) in os.iter_mut().zip(rs).zip(b) {
+            write(o, r, b);
+        }
+    }
+    for (r, o) in rest.iter().zip(outs.into_remainder()) {
+        write(o, r, baseline(r.iter().map(|x| x.to_f64()), how, eps));
+    }
+    true
+}
+
+/// Groups whose statistics [`fixed_size_groups`] computes side by side.
+const QUAD: usize = 4;
+
+/// `(mean, scale)` of one group's scores `rs` (as f64), such that each advantage is
+/// `(r - mean) * scale` (a group of one gets scale 0). RLOO's `r - (sum - r) / (k - 1)` is
+/// `(r - mean) * k / (k - 1)`: a per-group scale, not a per-response division.
+#[inline(always)]
+fn baseline(
+    rs: impl ExactSizeIterator<Item = f64> + Clone,
     how: GroupBaseline,
     eps: f64,
 ) -> (f64, f64) {
@@ -77,10 +187,10 @@ fn baseline<F: Real>(
     if rs.len() < 2 {
         return (0.0, 0.0);
     }
-    let mean = rs.clone().map(|r| r.to_f64()).sum::<f64>() / k;
+    let mean = rs.clone().sum::<f64>() / k;
     let scale = match how {
         GroupBaseline::Grpo => {
-            let sq: f64 = rs.map(|r| (r.to_f64() - mean).powi(2)).sum();
+            let sq: f64 = rs.map(|r| (r - mean).powi(2)).sum();
             1.0 / ((sq / (k - 1.0)).sqrt() + eps)
         }
         GroupBaseline::DrGrpo => 1.0,

@@ -92,14 +92,21 @@ impl_real!(f64, u64);
 
 /// `Err(NonFinite)` naming the first non-finite element of `xs`, if there is one.
 pub fn check_finite<F: Real>(arg: &'static str, xs: &[F]) -> Result<()> {
-    match xs.iter().position(|x| !x.is_finite()) {
-        None => Ok(()),
-        Some(index) => Err(EngineError::NonFinite {
-            arg,
-            index,
-            value: format!("{}", xs[index]),
-        }),
-    }
+    // Blocks tested without an early exit vectorise; only a block that fails is searched.
+    const BLOCK: usize = 1024;
+    let Some(block) = xs
+        .chunks(BLOCK)
+        .position(|b| !b.iter().fold(true, |ok, x| ok & x.is_finite()))
+    else {
+        return Ok(());
+    };
+    let start = block * BLOCK;
+    let index = start + xs[start..].iter().position(|x| !x.is_finite()).unwrap_or(0);
+    Err(EngineError::NonFinite {
+        arg,
+        index,
+        value: format!("{}", xs[index]),
+    })
 }
 
 /// `Err` unless `x` is a finite number in `[lo, hi]`.
