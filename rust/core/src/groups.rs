@@ -72,9 +72,9 @@ pub fn group_advantages<F: Real>(
 }
 
 /// [`group_advantages`] when the groups are consecutive runs of one size `G` in 2, 4, ..., 64
-/// with ascending ids, checked while computing: a copy of the loop per size keeps a group's
-/// scores in registers and unrolls its sums (AVX2 when the CPU has it). `false` for any other
-/// layout; `out` is then partly written, and the caller's general path overwrites all of it.
+/// with ascending ids: a copy of the loop per size keeps a group's scores in registers and
+/// unrolls its sums (AVX2 when the CPU has it). `false`, with nothing written, for any other
+/// layout.
 fn uniform_groups<F: Real>(
     scores: &[F],
     group_ids: &[i64],
@@ -101,6 +101,7 @@ fn uniform_groups<F: Real>(
     sizes!(2 4 8 16 32 64)
 }
 
+/// The advantages of groups of exactly `G` (the layout checked in one vectorised pass first).
 fn fixed_size_groups<F: Real, const G: usize>(
     scores: &[F],
     group_ids: &[i64],
