@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use crate::dispatch::avx2_dispatch;
 use crate::error::{EngineError, Result};
 use crate::real::{check_finite, Real};
 use crate::segments::{split_at_bounds, task_bounds, validate_offsets};
@@ -101,32 +102,16 @@ fn uniform_groups<F: Real>(
     sizes!(2 4 8 16 32 64)
 }
 
-/// The advantages of groups of exactly `G` (the layout checked in one vectorised pass first).
-fn fixed_size_groups<F: Real, const G: usize>(
-    scores: &[F],
-    group_ids: &[i64],
-    how: GroupBaseline,
-    eps: f64,
-    out: &mut [F],
-) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { fixed_size_groups_avx2::<F, G>(scores, group_ids, how, eps, out) };
-    }
-    fixed_size_groups_portable::<F, G>(scores, group_ids, how, eps, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn fixed_size_groups_avx2<F: Real, const G: usize>(
-    scores: &[F],
-    group_ids: &[i64],
-    how: GroupBaseline,
-    eps: f64,
-    out: &mut [F],
-) -> bool {
-    fixed_size_groups_portable::<F, G>(scores, group_ids, how, eps, out)
+avx2_dispatch! {
+    /// The advantages of groups of exactly `G` (the layout checked in one vectorised pass
+    /// first), with AVX2 when the CPU has it.
+    fn fixed_size_groups<F: Real; const G: usize>(
+        scores: &[F],
+        group_ids: &[i64],
+        how: GroupBaseline,
+        eps: f64,
+        out: &mut [F],
+    ) -> bool = fixed_size_groups_portable;
 }
 
 #[inline(always)]

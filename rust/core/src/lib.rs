@@ -8,6 +8,7 @@
 //! The algorithm these kernels serve is Asymmetric PPO (arXiv 2510.01656, Algorithm 1).
 
 pub mod batching;
+mod dispatch;
 pub mod error;
 pub mod gae;
 pub mod groups;

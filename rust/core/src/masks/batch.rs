@@ -19,6 +19,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::{mark, mask_count, Cut};
+use crate::dispatch::avx2_dispatch;
 use crate::error::Result;
 use crate::real::{check_finite, Real};
 
@@ -256,21 +257,10 @@ fn sample_brackets<F: Real>(std: &[F], ranks: [Option<usize>; 2]) -> [Option<Bra
     })
 }
 
-/// Count a chunk against both brackets and gather the values strictly inside either one.
-fn tally_chunk<F: Real>(xs: &[F], br: &[Bracket<F>; 2]) -> Tally<F> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { tally_chunk_avx2(xs, br) };
-    }
-    tally_chunk_portable(xs, br)
-}
-
-/// [`tally_chunk_portable`] compiled for AVX2 (8 `f32` lanes per instruction instead of 4).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn tally_chunk_avx2<F: Real>(xs: &[F], br: &[Bracket<F>; 2]) -> Tally<F> {
-    tally_chunk_portable(xs, br)
+avx2_dispatch! {
+    /// Count a chunk against both brackets and gather the values strictly inside either one
+    /// ([`tally_chunk_portable`], with AVX2 when the CPU has it).
+    fn tally_chunk<F: Real>(xs: &[F], br: &[Bracket<F>; 2]) -> Tally<F> = tally_chunk_portable;
 }
 
 /// The tally loop: lane-wise counters the compiler keeps in vector registers, and a hit mask per

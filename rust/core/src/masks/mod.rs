@@ -19,6 +19,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use crate::dispatch::avx2_dispatch;
 use crate::error::{EngineError, Result};
 use crate::real::{check_finite, check_unit_range, Real};
 use crate::segments::validate_offsets;
@@ -171,32 +172,15 @@ fn mark<F: Real>(
     }
 }
 
-/// `adv[i] = xs[i] > lo` and `ent[i] = xs[i] < hi`, with AVX2 when the CPU has it.
-fn compare_both<F: Real>(
-    adv: &mut [MaybeUninit<bool>],
-    ent: &mut [MaybeUninit<bool>],
-    xs: &[F],
-    lo: F,
-    hi: F,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { compare_both_avx2(adv, ent, xs, lo, hi) };
-    }
-    compare_both_portable(adv, ent, xs, lo, hi);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn compare_both_avx2<F: Real>(
-    adv: &mut [MaybeUninit<bool>],
-    ent: &mut [MaybeUninit<bool>],
-    xs: &[F],
-    lo: F,
-    hi: F,
-) {
-    compare_both_portable(adv, ent, xs, lo, hi);
+avx2_dispatch! {
+    /// `adv[i] = xs[i] > lo` and `ent[i] = xs[i] < hi`, with AVX2 when the CPU has it.
+    fn compare_both<F: Real>(
+        adv: &mut [MaybeUninit<bool>],
+        ent: &mut [MaybeUninit<bool>],
+        xs: &[F],
+        lo: F,
+        hi: F,
+    ) = compare_both_portable;
 }
 
 #[inline(always)]

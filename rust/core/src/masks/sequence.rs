@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::batch::boundary_ranks;
 use super::{mark, mask_count, Cut};
+use crate::dispatch::avx2_dispatch;
 use crate::error::Result;
 use crate::real::{check_finite, Real};
 use crate::segments::{split_at_bounds, task_bounds};
@@ -53,35 +54,17 @@ pub(super) fn mask_sequences<F: Real>(
     }
 }
 
-/// Write both masks of one sequence `xs`; `false` (and nothing written) if a value is not
-/// finite. Built for AVX2 as well, chosen at run time.
-fn mask_sequence<F: Real>(
-    xs: &[F],
-    low: f64,
-    high: f64,
-    scratch: &mut Scratch,
-    adv: &mut [MaybeUninit<bool>],
-    ent: &mut [MaybeUninit<bool>],
-) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { mask_sequence_avx2(xs, low, high, scratch, adv, ent) };
-    }
-    mask_sequence_portable(xs, low, high, scratch, adv, ent)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn mask_sequence_avx2<F: Real>(
-    xs: &[F],
-    low: f64,
-    high: f64,
-    scratch: &mut Scratch,
-    adv: &mut [MaybeUninit<bool>],
-    ent: &mut [MaybeUninit<bool>],
-) -> bool {
-    mask_sequence_portable(xs, low, high, scratch, adv, ent)
+avx2_dispatch! {
+    /// Write both masks of one sequence `xs`; `false` (and nothing written) if a value is not
+    /// finite. Built for AVX2 as well, chosen at run time.
+    fn mask_sequence<F: Real>(
+        xs: &[F],
+        low: f64,
+        high: f64,
+        scratch: &mut Scratch,
+        adv: &mut [MaybeUninit<bool>],
+        ent: &mut [MaybeUninit<bool>],
+    ) -> bool = mask_sequence_portable;
 }
 
 #[inline(always)]
