@@ -13,8 +13,6 @@ padded ``[1024, 8192]`` batch that common RL frameworks use, and the percentile 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import os
 import platform
 import statistics
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from asyppo import engine
+from asyppo.runtime.allocator import release_freed_memory
 
 # Kernels over one value per sequence (N = 1,024 or 4,096), not over tokens.
 PER_SEQUENCE = (
@@ -36,24 +35,18 @@ PER_SEQUENCE = (
 
 
 def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed memory for reuse instead of returning it to the OS.
+    """Make glibc keep freed memory for reuse instead of returning it to the OS.
 
     Every call here, kernel or copy, returns fresh arrays of megabytes. By default glibc serves
     such sizes with ``mmap`` (or trims them off the heap) and hands the pages back on free, so the
     next call page-faults them in again, about 0.5 us per 4 KiB page, and whether it does depends
     on which sizes the process freed before (glibc adapts its thresholds). That made the same
-    kernel measure 1.7 ms or 3.3 ms from one run to the next. With the thresholds pinned high,
-    both sides of every ratio reuse memory as a long-running trainer's allocator does. Returns
-    whether the setting was applied (glibc only).
+    kernel measure 1.7 ms or 3.3 ms from one run to the next. Fixing both thresholds above every
+    array here (the trainer's ``runtime.release_freed_memory`` mechanism, at 1 GiB instead of
+    1 MiB) serves them all from a heap that is never trimmed, so both sides of every ratio reuse
+    memory as a long-running trainer's allocator does. Returns whether glibc took the setting.
     """
-    name = ctypes.util.find_library("c")
-    if name is None or "libc.so" not in name:
-        return False
-    libc = ctypes.CDLL(name)
-    m_trim_threshold, m_mmap_threshold, limit = -1, -3, 1 << 30
-    return bool(libc.mallopt(m_mmap_threshold, limit)) and bool(
-        libc.mallopt(m_trim_threshold, limit)
-    )
+    return release_freed_memory(1 << 30)
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> float:
