@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from asyppo.engine import TrajectoryBuffer
+from asyppo.engine import TrajectoryBuffer, offsets_from_lengths
 
 PROMPTS = [[11, 12], [13], [14, 15, 16]]
 RESPONSES = [[21, 22, 23], [24], []]
@@ -263,3 +263,8 @@ def test_unknown_field_lists_the_known_ones() -> None:
 def test_from_packed_accepts_boolean_rewards_as_float32() -> None:
     buf = TrajectoryBuffer.from_packed([1], [0, 1], [2, 3], [0, 2], group_ids=[0], rewards=[True])
     assert buf.rewards.dtype == np.float32 and buf.rewards.tolist() == [1.0]
+
+
+def test_offsets_from_lengths_are_the_running_sums_from_zero() -> None:
+    np.testing.assert_array_equal(offsets_from_lengths([3, 0, 2]), [0, 3, 3, 5])
+    assert offsets_from_lengths(np.zeros(0, np.int64)).tolist() == [0]

@@ -8,7 +8,7 @@ kind, sharing memory where dtype and layout allow. Importing it imports numpy on
 from __future__ import annotations
 
 from asyppo.engine.arena import SharedArena
-from asyppo.engine.buffer import TrajectoryBuffer
+from asyppo.engine.buffer import TrajectoryBuffer, offsets_from_lengths
 from asyppo.engine.kernels import (
     aggregate_values,
     balanced_partition,
@@ -30,6 +30,7 @@ __all__ = [
     "gae",
     "group_advantages",
     "masked_whiten",
+    "offsets_from_lengths",
     "pack_microbatches",
     "percentile_masks",
     "shard_groups",

@@ -26,7 +26,8 @@ from asyppo.engine._convert import array, integer, is_torch, like, real, to_nump
 from asyppo.engine.kernels import broadcast_to_tokens, pack_microbatches
 
 
-def _offsets(lengths: np.ndarray) -> np.ndarray:
+def offsets_from_lengths(lengths: Any) -> np.ndarray:
+    """int64 ``[N+1]`` offsets ``[0, l0, l0+l1, ...]`` of a packed batch with these ``[N]`` lengths."""
     out = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=out[1:])
     return out
@@ -35,7 +36,7 @@ def _offsets(lengths: np.ndarray) -> np.ndarray:
 def _gather_index(offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Token positions of sequences ``idx`` (in that order) and the offsets of the result."""
     lengths = np.diff(offsets)[idx]
-    new = _offsets(lengths)
+    new = offsets_from_lengths(lengths)
     shift = np.repeat(offsets[:-1][idx] - new[:-1], lengths)
     return shift + np.arange(new[-1], dtype=np.int64), new
 
@@ -200,10 +201,10 @@ class TrajectoryBuffer:
         self._data["response_ids"] = np.concatenate(
             [self._data["response_ids"], *(p["response"] for p in pend)]
         )
-        self._data["prompt_offsets"] = _offsets(
+        self._data["prompt_offsets"] = offsets_from_lengths(
             np.diff(self._data["prompt_offsets"]).tolist() + [len(p["prompt"]) for p in pend]
         )
-        self._data["offsets"] = _offsets(
+        self._data["offsets"] = offsets_from_lengths(
             np.diff(self._data["offsets"]).tolist() + [len(p["response"]) for p in pend]
         )
         self._data["group_ids"] = np.concatenate(

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from asyppo.engine import offsets_from_lengths
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -85,12 +87,11 @@ def pack_responses(
     Returns ``(token_ids [T], offsets [N+1], finished [N])``. A row without EOS keeps all L tokens
     (HF writes padding only after a row's EOS). Vectorised: no loop over tokens.
     """
-    n, width = responses.shape
+    width = responses.shape[1]
     eos_ids = np.asarray([] if eos_token_id is None else np.atleast_1d(eos_token_id), dtype=np.int64)
     is_eos = np.isin(responses, eos_ids)
     finished = is_eos.any(axis=1)
     lengths = np.where(finished, is_eos.argmax(axis=1) + 1, width)
     keep = np.arange(width)[None, :] < lengths[:, None]
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets = offsets_from_lengths(lengths)
     return responses[keep].astype(np.int64, copy=False), offsets, np.asarray(finished, dtype=bool)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from transformers import GenerationConfig, PreTrainedModel
 
+from asyppo.engine import offsets_from_lengths
 from asyppo.rollout.base import RolloutOutput, SamplingParams, pack_responses
 
 
@@ -104,8 +105,7 @@ class HFGenerateEngine:
             self.model.train(was_training)
         token_ids = np.concatenate([c[0] for c in chunks])
         lengths = np.concatenate([np.diff(c[1]) for c in chunks])
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        offsets = offsets_from_lengths(lengths)
         return RolloutOutput(
             token_ids=token_ids,
             offsets=offsets,

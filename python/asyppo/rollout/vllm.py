@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from asyppo.engine import offsets_from_lengths
 from asyppo.rollout.base import RolloutOutput, SamplingParams
 
 
@@ -84,8 +85,7 @@ class VLLMEngine:
         outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
         completions = [c for request in outputs for c in request.outputs]
         lengths = np.fromiter((len(c.token_ids) for c in completions), dtype=np.int64)
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        offsets = offsets_from_lengths(lengths)
         token_ids = np.fromiter(
             (t for c in completions for t in c.token_ids), dtype=np.int64, count=int(offsets[-1])
         )
