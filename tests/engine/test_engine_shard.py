@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
+
 import numpy as np
 import pytest
 from asyppo import engine
@@ -52,6 +55,42 @@ def test_same_seed_same_shards_and_other_seed_other_shards() -> None:
     a = engine.shard_groups(ids, 2, seed=1)
     np.testing.assert_array_equal(a, engine.shard_groups(ids, 2, seed=1))
     assert not np.array_equal(a, engine.shard_groups(ids, 2, seed=2))
+
+
+def shuffle_and_deal_distribution(ids: np.ndarray, m: int) -> dict[tuple[int, ...], float]:
+    """Exact law of the critic of each sequence under the documented rule: every group shuffled
+    uniformly (all orders enumerated), groups in order of first appearance, dealt round-robin with
+    the dealing position carried over."""
+    groups = [np.flatnonzero(ids == g) for g in dict.fromkeys(ids.tolist())]
+    law: Counter[tuple[int, ...]] = Counter()
+    for orders in itertools.product(*(itertools.permutations(g) for g in groups)):
+        critic = np.empty(len(ids), np.int64)
+        critic[np.concatenate(orders).astype(np.int64)] = np.arange(len(ids)) % m
+        law[tuple(critic.tolist())] += 1
+    total = sum(law.values())
+    return {assignment: count / total for assignment, count in law.items()}
+
+
+@pytest.mark.parametrize(
+    ("ids", "m"),
+    [
+        (np.repeat([0, 1], 4), 2),  # groups of one power-of-two size, ascending: drawn in one pass
+        (np.array([7, 7, 7, 7, 7]), 2),  # odd group: the larger half goes to the critic on turn
+        (np.array([1, 0, 1, 0, 1, 0, 2]), 2),  # interleaved groups, the turn passing between them
+        (np.zeros(5, np.int64), 3),  # three critics: the shuffle itself
+    ],
+)
+def test_deal_has_the_law_of_shuffling_and_dealing(ids: np.ndarray, m: int) -> None:
+    law = shuffle_and_deal_distribution(ids, m)
+    draws = 4000
+    seen = Counter(
+        tuple(engine.shard_groups(ids, m, seed).argmax(axis=0).tolist()) for seed in range(draws)
+    )
+    assert set(seen) <= set(law)
+    chi2 = sum((seen[a] - draws * p) ** 2 / (draws * p) for a, p in law.items())
+    df = len(law) - 1
+    critical = df * (1 - 2 / (9 * df) + 3.09 * (2 / (9 * df)) ** 0.5) ** 3  # 0.1 % (Wilson-Hilferty)
+    assert chi2 < critical, (chi2, critical)
 
 
 def test_shared_mode_gives_every_critic_everything() -> None:

@@ -91,7 +91,9 @@ def shard_groups(group_ids: Any, n_critics: int, seed: int, mode: str = "disjoin
     ``disjoint``: within every group (in order of first appearance) the responses are shuffled by a
     generator seeded with ``seed`` and dealt round-robin, the dealing position carrying over from
     group to group; each critic gets ``floor(n_g/M)`` or ``ceil(n_g/M)`` of every group, the shards
-    are disjoint and cover the batch, and critics' totals differ by at most one. ``shared``: every
+    are disjoint and cover the batch, and critics' totals differ by at most one (for ``M = 2`` the
+    ``ceil(n_g/2)``-subset that the shuffle would decide is drawn directly, with the same uniform
+    distribution; ``docs/data_engine.md``). ``shared``: every
     critic gets everything. ``random``: the whole batch is shuffled and dealt, ignoring groups.
 
     Args:

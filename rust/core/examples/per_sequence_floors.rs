@@ -1,7 +1,7 @@
 //! Times the per-sequence kernels in Rust alone (no Python call) next to the one step each of them
 //! cannot avoid, to show where a "3x a numpy copy" bar is out of reach (`benchmarks/RESULTS.md`):
-//! `balanced_partition` sorts the lengths before any heuristic can run, and `shard_groups` must
-//! draw a uniform shuffle of every group.
+//! `balanced_partition` sorts the lengths before any heuristic can run. `shard_groups` is timed
+//! on both of its paths: two critics (a subset drawn per group) and three (a shuffle per group).
 //!
 //!     cargo run --release -p asyppo-core --example per_sequence_floors
 
@@ -33,8 +33,8 @@ fn main() {
         let group_ids: Vec<i64> = (0..n).map(|i| (i / 8) as i64).collect();
         let scores: Vec<f32> = (0..n).map(|_| rng.below(2) as f32).collect();
         let (mut shards, mut advantages) = (vec![false; 2 * n], vec![0f32; n]);
+        let mut shards3 = vec![false; 3 * n];
         let mut keys: Vec<u64> = Vec::with_capacity(n);
-        let mut members: Vec<usize> = (0..n).collect();
         let rows: [(&str, f64); 6] = [
             (
                 "shard_groups (M=2, groups of 8)",
@@ -43,8 +43,10 @@ fn main() {
                 }),
             ),
             (
-                "  its floor: Fisher-Yates of every group of 8",
-                micros(|| members.chunks_mut(8).for_each(|g| rng.shuffle(g))),
+                "shard_groups (M=3, groups of 8): the shuffle",
+                micros(|| {
+                    shard_groups(&group_ids, 3, 0, ShardMode::Disjoint, &mut shards3).unwrap()
+                }),
             ),
             (
                 "group_advantages (grpo)",

@@ -83,19 +83,11 @@ fn uniform_groups<F: Real>(
     eps: f64,
     out: &mut [F],
 ) -> bool {
-    let n = group_ids.len();
-    let size = group_ids
-        .iter()
-        .take_while(|&&id| id == group_ids[0])
-        .count();
-    if !(size.is_power_of_two() && (2..=64).contains(&size) && n.is_multiple_of(size)) {
-        return false;
-    }
     macro_rules! sizes {
         ($($g:literal)*) => {
-            match size {
-                $($g => fixed_size_groups::<F, $g>(scores, group_ids, how, eps, out),)*
-                _ => unreachable!("a power of two in 2..=64"),
+            match crate::shard::fixed_group_size(group_ids) {
+                $(Some($g) => fixed_size_groups::<F, $g>(scores, group_ids, how, eps, out),)*
+                _ => false,
             }
         };
     }
@@ -122,18 +114,10 @@ fn fixed_size_groups_portable<F: Real, const G: usize>(
     eps: f64,
     out: &mut [F],
 ) -> bool {
-    let (scores, ids, out) = (
-        scores.as_chunks::<G>().0,
-        group_ids.as_chunks::<G>().0,
-        out.as_chunks_mut::<G>().0,
-    );
-    if ids
-        .iter()
-        .any(|g| !g.iter().fold(true, |same, &x| same & (x == g[0])))
-        || ids.windows(2).any(|w| w[0][0] >= w[1][0])
-    {
+    if !crate::shard::fixed_size_runs::<G>(group_ids) {
         return false;
     }
+    let (scores, out) = (scores.as_chunks::<G>().0, out.as_chunks_mut::<G>().0);
     // Four groups per step: their chains of division and square root are independent, so the
     // CPU overlaps them instead of waiting out each group's in turn.
     let write = |o: &mut [F; G], r: &[F; G], (mean, scale): (f64, f64)| {
