@@ -105,6 +105,11 @@ def test_two_way_partition_reproduces_largest_differencing_by_hand() -> None:
     assert sorted(sorted(lens[p].tolist()) for p in parts) == [[4, 5, 7], [6, 8]]
 
 
+def test_partition_rejects_lengths_whose_sum_overflows() -> None:
+    with pytest.raises(ValueError, match=r"lengths: expected a sum of at most 2\^63 - 1"):
+        engine.balanced_partition(np.array([2**62, 2**62, 1]), 2)
+
+
 def test_partition_is_deterministic() -> None:
     lens = np.random.default_rng(0).integers(1, 9000, 1024)
     a = engine.balanced_partition(lens, 8)

@@ -268,7 +268,8 @@ def balanced_partition(lengths: Any, n_parts: int) -> list[Any]:
         ``n_parts`` int64 index arrays covering ``range(N)`` exactly once (some may be empty).
 
     Raises:
-        TypeError: non-integer input. ValueError: negative length, ``n_parts < 1``.
+        TypeError: non-integer input. ValueError: negative length, lengths summing past
+        ``2**63 - 1``, ``n_parts < 1``.
     """
     lens = array(lengths, "lengths", "int")
     parts = _core.balanced_partition(lens, integer(n_parts, "n_parts", 1, 2**31))

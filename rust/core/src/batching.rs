@@ -180,71 +180,210 @@ impl_packed_key!(u128);
 /// Michiels et al. 2007), e.g. to give each data-parallel rank the same work.
 ///
 /// Every item starts as a partial solution with one non-empty part; the two solutions with the
-/// largest spread (max - min part sum) are merged by pairing the heaviest parts of one with the
-/// lightest of the other, until one solution is left. O(n k log n). Part indices are ascending;
-/// parts are ordered by decreasing token sum.
+/// largest spread (max - min part sum; ties to the one made first) are merged by pairing the
+/// heaviest parts of one with the lightest of the other, until one solution is left.
+/// O(n k log n). Part indices are ascending; parts are ordered by decreasing token sum.
 ///
-/// Errors: negative length, `n_parts < 1`.
+/// Errors: negative length, lengths summing past `i64::MAX`, `n_parts < 1`.
 pub fn balanced_partition(lengths: &[i64], n_parts: usize) -> Result<Groups> {
     check_lengths("lengths", lengths)?;
     if n_parts < 1 {
         return Err(EngineError::range("n_parts", "at least 1", n_parts));
     }
-    let k = n_parts;
-    // A part is its token sum and a node of a merge forest (`None` when empty): a leaf is one
-    // item, a union node the two parts merged into it. Merging solutions then copies no index
-    // lists, and all solutions live in one flat array, `k` parts each, sorted by decreasing sum.
-    let mut nodes: Vec<Node> = Vec::with_capacity(2 * lengths.len());
-    let mut parts: Vec<(i64, Option<usize>)> = Vec::with_capacity(2 * k * lengths.len());
-    // The heap key is (spread, Reverse(solution)) so that ties pop in creation order and the
-    // result is deterministic.
-    let mut heap: BinaryHeap<(i64, Reverse<usize>)> = BinaryHeap::new();
-    for i in by_decreasing_length(lengths) {
-        heap.push((lengths[i], Reverse(parts.len() / k)));
-        parts.push((lengths[i], Some(nodes.len())));
-        parts.extend(std::iter::repeat_n((0, None), k - 1));
-        nodes.push(Node::Leaf(i));
+    let total: u128 = lengths.iter().map(|&l| l as u128).sum();
+    if total > i64::MAX as u128 {
+        return Err(EngineError::range(
+            "lengths",
+            "a sum of at most 2^63 - 1",
+            total,
+        ));
     }
-    let mut merged: Vec<(i64, Option<usize>)> = Vec::with_capacity(k);
-    while heap.len() > 1 {
-        let (_, Reverse(a)) = heap.pop().expect("heap has two entries");
-        let (_, Reverse(b)) = heap.pop().expect("heap has two entries");
-        let (heavy, light) = (&parts[a * k..(a + 1) * k], &parts[b * k..(b + 1) * k]);
-        merged.clear();
-        for (&(sa, na), &(sb, nb)) in heavy.iter().zip(light.iter().rev()) {
-            let node = match (na, nb) {
-                (Some(x), Some(y)) => {
-                    nodes.push(Node::Union(x, y));
-                    Some(nodes.len() - 1)
-                }
-                (x, None) | (None, x) => x,
-            };
-            merged.push((sa + sb, node));
-        }
-        merged.sort_by_key(|p| Reverse(p.0));
-        heap.push((merged[0].0 - merged[k - 1].0, Reverse(parts.len() / k)));
-        parts.extend_from_slice(&merged);
-    }
+    // Heap keys (spread, creation order) packed in one integer: a `u64` when both fit.
+    let order_bits = usize::BITS - (2 * lengths.len()).leading_zeros();
+    let part_of = if order_bits + (128 - total.leading_zeros()) <= 64 {
+        differencing::<u64>(lengths, n_parts, order_bits)
+    } else {
+        differencing::<u128>(lengths, n_parts, 64)
+    };
+    Ok(Groups::from_labels(&part_of, n_parts))
+}
+
+/// The part of every item after largest differencing ([`balanced_partition`]), with heap keys of
+/// type `K` whose low `shift` bits hold the creation order.
+fn differencing<K: PackedKey>(lengths: &[i64], k: usize, shift: u32) -> Vec<usize> {
+    let mut solutions = Solutions::<K>::new(lengths, k, shift);
     let mut part_of = vec![0; lengths.len()];
-    if let Some((_, Reverse(s))) = heap.pop() {
-        for (p, &(_, node)) in parts[s * k..(s + 1) * k].iter().enumerate() {
-            let mut stack: Vec<usize> = node.into_iter().collect();
-            while let Some(n) = stack.pop() {
-                match nodes[n] {
-                    Node::Leaf(i) => part_of[i] = p,
-                    Node::Union(x, y) => stack.extend([x, y]),
+    while let Some(heavy) = solutions.pop() {
+        let Some(light) = solutions.pop() else {
+            // The last solution: each part's items are its list.
+            let mut parts = vec![EMPTY; k];
+            solutions.load(heavy, &mut parts);
+            for (p, &(_, first, _)) in parts.iter().enumerate() {
+                let mut i = first;
+                while i != NONE {
+                    part_of[i] = p;
+                    i = solutions.next[i];
                 }
+            }
+            break;
+        };
+        solutions.merge(heavy, light);
+    }
+    part_of
+}
+
+/// A part of a partial solution: its token sum and its items as a linked list (first and last
+/// item, [`NONE`] when empty; the links are [`Solutions::next`]), so that joining two parts is
+/// one link and merging solutions copies no index lists.
+type Part = (i64, usize, usize);
+const NONE: usize = usize::MAX;
+const EMPTY: Part = (0, NONE, NONE);
+
+/// A partial solution of [`balanced_partition`]: one item (its length and index), or a merged
+/// solution in a slot of [`Solutions::slab`].
+#[derive(Clone, Copy)]
+enum Solution {
+    Item(i64, usize),
+    Slot(usize),
+}
+
+/// The partial solutions of [`balanced_partition`], popped largest spread first, ties in order of
+/// creation (the items first, by decreasing length, then merged solutions as they are made).
+///
+/// The items need no heap: sorted once, they are taken from the front and compared with the top
+/// of a heap that holds only merged solutions, as packed keys `spread << shift | (max - order)`.
+/// Merged solutions keep their `k` parts (sorted by decreasing sum) in slots of one slab, and a
+/// popped solution's slot is reused, so the working set stays small. Same merges, and so the
+/// same result, as one heap of all solutions.
+struct Solutions<'a, K> {
+    lengths: &'a [i64],
+    k: usize,
+    shift: u32,
+    /// The largest creation order the low `shift` bits hold.
+    last_order: usize,
+    /// Item indices by decreasing length, ties by index, and how many have been taken.
+    items: Vec<usize>,
+    taken: usize,
+    heap: BinaryHeap<K>,
+    /// The slot of merged solution number `n + j` at `j`.
+    slot_of: Vec<usize>,
+    slab: Vec<Part>,
+    free: Vec<usize>,
+    /// The item after each item in its part's list.
+    next: Vec<usize>,
+    /// Scratch for a general merge: the two solutions' parts.
+    heavy: Vec<Part>,
+    light: Vec<Part>,
+}
+
+impl<'a, K: PackedKey> Solutions<'a, K> {
+    fn new(lengths: &'a [i64], k: usize, shift: u32) -> Self {
+        Self {
+            lengths,
+            k,
+            shift,
+            last_order: usize::MAX.checked_shr(usize::BITS - shift).unwrap_or(0),
+            items: by_decreasing_length(lengths),
+            taken: 0,
+            heap: BinaryHeap::new(),
+            slot_of: Vec::with_capacity(lengths.len()),
+            slab: Vec::new(),
+            free: Vec::new(),
+            next: vec![NONE; lengths.len()],
+            heavy: vec![EMPTY; k],
+            light: vec![EMPTY; k],
+        }
+    }
+
+    /// The heap key of the solution made `order`-th with this spread.
+    fn key(&self, spread: i64, order: usize) -> K {
+        K::pack(spread as u64, self.last_order - order, self.shift)
+    }
+
+    /// The solution with the largest spread, ties to the one made first.
+    fn pop(&mut self) -> Option<Solution> {
+        let top = self.heap.peek().copied();
+        if let Some(&i) = self.items.get(self.taken) {
+            let len = self.lengths[i];
+            if top.is_none_or(|t| self.key(len, self.taken) > t) {
+                self.taken += 1;
+                return Some(Solution::Item(len, i));
+            }
+        }
+        let order = self.last_order - top?.unpack(self.shift).1;
+        self.heap.pop();
+        Some(Solution::Slot(self.slot_of[order - self.lengths.len()]))
+    }
+
+    /// Merge two solutions, `heavy` popped first: its heaviest part joins `light`'s lightest, and
+    /// so on; the parts are then sorted by decreasing sum (stably).
+    fn merge(&mut self, heavy: Solution, light: Solution) {
+        let k = self.k;
+        if let (Solution::Slot(slot), Solution::Item(len, i)) = (heavy, light) {
+            // The item joins the lightest part, which then moves up past the lighter ones: in
+            // place, the same as the general merge.
+            let last = slot * k + k - 1;
+            self.slab[last] = self.join(self.slab[last], (len, i, i));
+            let parts = &mut self.slab[slot * k..last + 1];
+            let mut j = k - 1;
+            while j > 0 && parts[j - 1].0 < parts[j].0 {
+                parts.swap(j - 1, j);
+                j -= 1;
+            }
+            return self.push(slot);
+        }
+        let (mut h, mut l) = (
+            std::mem::take(&mut self.heavy),
+            std::mem::take(&mut self.light),
+        );
+        self.load(heavy, &mut h);
+        self.load(light, &mut l);
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slab.extend_from_slice(&h);
+            self.slab.len() / k - 1
+        });
+        for j in 0..k {
+            self.slab[slot * k + j] = self.join(h[j], l[k - 1 - j]);
+        }
+        self.slab[slot * k..(slot + 1) * k].sort_by_key(|p| Reverse(p.0));
+        (self.heavy, self.light) = (h, l);
+        self.push(slot);
+    }
+
+    /// Write a solution's parts into `parts`; its slot, if any, is free again.
+    fn load(&mut self, solution: Solution, parts: &mut [Part]) {
+        match solution {
+            Solution::Item(len, i) => {
+                parts.fill(EMPTY);
+                parts[0] = (len, i, i);
+            }
+            Solution::Slot(slot) => {
+                parts.copy_from_slice(&self.slab[slot * self.k..(slot + 1) * self.k]);
+                self.free.push(slot);
             }
         }
     }
-    Ok(Groups::from_labels(&part_of, k))
-}
 
-/// A node of the merge forest of [`balanced_partition`].
-#[derive(Clone, Copy)]
-enum Node {
-    Leaf(usize),
-    Union(usize, usize),
+    /// The part holding the items of both.
+    fn join(&mut self, a: Part, b: Part) -> Part {
+        match (a.1, b.1) {
+            (NONE, _) => b,
+            (_, NONE) => a,
+            _ => {
+                self.next[a.2] = b.1;
+                (a.0 + b.0, a.1, b.2)
+            }
+        }
+    }
+
+    /// Queue the merged solution in `slot` (parts sorted by decreasing sum).
+    fn push(&mut self, slot: usize) {
+        let parts = &self.slab[slot * self.k..(slot + 1) * self.k];
+        let order = self.lengths.len() + self.slot_of.len();
+        self.heap
+            .push(self.key(parts[0].0 - parts[self.k - 1].0, order));
+        self.slot_of.push(slot);
+    }
 }
 
 #[cfg(test)]
@@ -330,6 +469,21 @@ mod tests {
     fn oversized_sequence_gets_its_own_microbatch() {
         let bins = pack_microbatches(&[50, 5, 5], 10, false, None).unwrap();
         assert_eq!(bins.iter().collect::<Vec<_>>(), vec![&[0][..], &[1, 2][..]]);
+    }
+
+    #[test]
+    fn lengths_too_long_for_64_bit_keys_partition_the_same() {
+        // Sums near 2^62 leave no bits for the order in a `u64` key: the `u128` keys are used.
+        // Scaling every length scales every spread, so the merges are the same.
+        let narrow = [4, 3, 4, 5, 2];
+        let wide = balanced_partition(&narrow.map(|l| l << 58), 2).unwrap();
+        let narrow = balanced_partition(&narrow, 2).unwrap();
+        assert_eq!(
+            wide.iter().collect::<Vec<_>>(),
+            narrow.iter().collect::<Vec<_>>()
+        );
+        let err = balanced_partition(&[i64::MAX, 1], 2).unwrap_err();
+        assert!(err.to_string().starts_with("lengths"));
     }
 
     #[test]
