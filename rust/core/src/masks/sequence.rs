@@ -168,8 +168,9 @@ fn sequence_cuts<F: Real>(
     bins.extend(xs.iter().map(|&x| bin(x)));
     counts.clear();
     counts.resize((range >> shift) as usize + 1, 0);
+    let tally = &mut counts[..];
     for &b in bins.iter() {
-        counts[b as usize] += 1;
+        tally[b as usize] += 1;
     }
     // Per side: the boundary rank, the bin holding it and how many keys lie in earlier bins.
     // The low side is found from the bottom bin up, the high side from the top bin down, so
