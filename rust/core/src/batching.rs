@@ -265,6 +265,10 @@ struct Solutions<'a, K> {
     items: Vec<usize>,
     taken: usize,
     heap: BinaryHeap<K>,
+    /// The key of the newest merged solution, kept out of the heap: it is often popped next (an
+    /// item joining a solution leaves it with the largest spread), and then costs no heap push
+    /// and pop.
+    newest: Option<K>,
     /// The slot of merged solution number `n + j` at `j`.
     slot_of: Vec<usize>,
     slab: Vec<Part>,
@@ -286,6 +290,7 @@ impl<'a, K: PackedKey> Solutions<'a, K> {
             items: by_decreasing_length(lengths),
             taken: 0,
             heap: BinaryHeap::new(),
+            newest: None,
             slot_of: Vec::with_capacity(lengths.len()),
             slab: Vec::new(),
             free: Vec::new(),
@@ -302,7 +307,7 @@ impl<'a, K: PackedKey> Solutions<'a, K> {
 
     /// The solution with the largest spread, ties to the one made first.
     fn pop(&mut self) -> Option<Solution> {
-        let top = self.heap.peek().copied();
+        let top = self.heap.peek().copied().max(self.newest);
         if let Some(&i) = self.items.get(self.taken) {
             let len = self.lengths[i];
             if top.is_none_or(|t| self.key(len, self.taken) > t) {
@@ -310,8 +315,13 @@ impl<'a, K: PackedKey> Solutions<'a, K> {
                 return Some(Solution::Item(len, i));
             }
         }
-        let order = self.last_order - top?.unpack(self.shift).1;
-        self.heap.pop();
+        let top = top?;
+        if self.newest == Some(top) {
+            self.newest = None;
+        } else {
+            self.heap.pop();
+        }
+        let order = self.last_order - top.unpack(self.shift).1;
         Some(Solution::Slot(self.slot_of[order - self.lengths.len()]))
     }
 
@@ -380,8 +390,10 @@ impl<'a, K: PackedKey> Solutions<'a, K> {
     fn push(&mut self, slot: usize) {
         let parts = &self.slab[slot * self.k..(slot + 1) * self.k];
         let order = self.lengths.len() + self.slot_of.len();
-        self.heap
-            .push(self.key(parts[0].0 - parts[self.k - 1].0, order));
+        let key = self.key(parts[0].0 - parts[self.k - 1].0, order);
+        if let Some(older) = self.newest.replace(key) {
+            self.heap.push(older);
+        }
         self.slot_of.push(slot);
     }
 }
