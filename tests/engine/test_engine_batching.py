@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 import pytest
 from asyppo import engine
@@ -95,6 +97,42 @@ def test_partition_covers_once_with_spread_at_most_the_longest(lengths: list[int
     assert len(parts) == k and covers_once(parts, len(lens))
     sums = [int(lens[p].sum()) for p in parts]
     assert max(sums) - min(sums) <= max(lengths, default=0)
+
+
+def largest_differencing(lengths: list[int], k: int) -> list[list[int]]:
+    """Plain-Python k-way Karmarkar-Karp with the documented ties: one heap of every partial
+    solution, popped by largest spread, then first made (the items first, by decreasing length and
+    then index; merged solutions as they are made). The first popped solution's heaviest part joins
+    the second's lightest, and so on; parts are then sorted stably by decreasing sum."""
+    heap: list[tuple[int, int, list[tuple[int, list[int]]]]] = []
+    made = 0
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        parts = [(lengths[i], [i])] + [(0, [])] * (k - 1)
+        heapq.heappush(heap, (-lengths[i], made, parts))
+        made += 1
+    while len(heap) > 1:
+        heavy, light = heapq.heappop(heap)[2], heapq.heappop(heap)[2]
+        merged = [(sa + sb, ia + ib) for (sa, ia), (sb, ib) in zip(heavy, reversed(light))]
+        merged.sort(key=lambda part: -part[0])
+        heapq.heappush(heap, (merged[-1][0] - merged[0][0], made, merged))
+        made += 1
+    parts = heap[0][2] if heap else [(0, [])] * k
+    return [sorted(items) for _, items in parts]
+
+
+@given(
+    lengths=st.one_of(lengths_st, st.lists(st.integers(0, 4), max_size=60)),  # many ties
+    k=st.integers(1, 6),
+)
+def test_partition_equals_a_plain_largest_differencing(lengths: list[int], k: int) -> None:
+    parts = engine.balanced_partition(np.array(lengths, dtype=np.int64), k)
+    assert [p.tolist() for p in parts] == largest_differencing(lengths, k)
+
+
+def test_partition_of_a_rollout_batch_equals_a_plain_largest_differencing() -> None:
+    lengths = np.random.default_rng(7).integers(1, 8193, 1024)
+    parts = engine.balanced_partition(lengths, 8)
+    assert [p.tolist() for p in parts] == largest_differencing(lengths.tolist(), 8)
 
 
 def test_two_way_partition_reproduces_largest_differencing_by_hand() -> None:

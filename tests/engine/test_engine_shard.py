@@ -93,6 +93,20 @@ def test_deal_has_the_law_of_shuffling_and_dealing(ids: np.ndarray, m: int) -> N
     assert chi2 < critical, (chi2, critical)
 
 
+def test_groups_beyond_64_responses_are_halved_evenly_and_without_bias() -> None:
+    # One group of 101 then one of 100: 51/50, the turn passing, then 50/50.
+    ids = np.repeat([4, 9], [101, 100])
+    first = np.zeros(201)
+    for seed in range(400):
+        assign = engine.shard_groups(ids, 2, seed)
+        assert assign[:, :101].sum(axis=1).tolist() == [51, 50]
+        assert assign[:, 101:].sum(axis=1).tolist() == [50, 50]
+        first += assign[0]
+    # Each response goes to the first critic with probability 51/101 or 1/2: within 5 sd.
+    p = np.r_[np.full(101, 51 / 101), np.full(100, 0.5)]
+    assert np.all(np.abs(first - 400 * p) < 5 * np.sqrt(400 * p * (1 - p)))
+
+
 def test_shared_mode_gives_every_critic_everything() -> None:
     assert engine.shard_groups(np.array([0, 1, 1]), 3, seed=0, mode="shared").all()
 
