@@ -88,6 +88,7 @@ pub fn group_members(group_ids: &[i64]) -> Groups {
 /// by a SplitMix64 stream seeded with `seed` and dealt round-robin, the dealing cursor carrying
 /// over from one group to the next. So every critic gets `floor(n_g / M)` or `ceil(n_g / M)` of
 /// each group, the shards are disjoint and cover the batch, and the totals differ by at most one.
+/// With two critics the shuffle and deal are not run but drawn in law ([`deal_to_two`]).
 /// `Random`: the whole batch is shuffled and dealt the same way. Same inputs, same output.
 ///
 /// Errors: `n_critics == 0`, `out.len() != n_critics * n_seq`.
