@@ -73,8 +73,8 @@ pub fn group_advantages<F: Real>(
 }
 
 /// [`group_advantages`] when the groups are consecutive runs of one size `G` in 2, 4, ..., 64
-/// with ascending ids: a copy of the loop per size keeps a group's scores in registers and
-/// unrolls its sums (AVX2 when the CPU has it). `false`, with nothing written, for any other
+/// with ascending ids: a copy of the loop per size unrolls a group's sums and computes four
+/// groups' statistics in the lanes of one vector (AVX2 when the CPU has it). `false`, with nothing written, for any other
 /// layout.
 fn uniform_groups<F: Real>(
     scores: &[F],
@@ -106,6 +106,8 @@ avx2_dispatch! {
     ) -> bool = fixed_size_groups_portable;
 }
 
+// The sums index by score, then group: that lane-major order is what vectorises across groups.
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn fixed_size_groups_portable<F: Real, const G: usize>(
     scores: &[F],
@@ -118,38 +120,48 @@ fn fixed_size_groups_portable<F: Real, const G: usize>(
         return false;
     }
     let (scores, out) = (scores.as_chunks::<G>().0, out.as_chunks_mut::<G>().0);
-    // Four groups per step: their chains of division and square root are independent, so the
-    // CPU overlaps them instead of waiting out each group's in turn.
     let write = |o: &mut [F; G], r: &[F; G], (mean, scale): (f64, f64)| {
         for l in 0..G {
             o[l] = F::from_f64((r[l].to_f64() - mean) * scale);
         }
     };
-    let quads = scores.chunks_exact(QUAD);
-    let rest = quads.remainder();
-    let mut outs = out.chunks_exact_mut(QUAD);
-    for (rs, os) in quads.zip(&mut outs) {
-        // A plain loop, not `array::from_fn`, whose closure was not inlined into this AVX2 code.
-        let mut b = [(0.0, 0.0); QUAD];
-        for (stats, r) in b.iter_mut().zip(rs) {
-            *stats = baseline(r.iter().map(|x| x.to_f64()), how, eps);
+    // Four groups side by side, each sum running over one vector lane: the groups' means, sums of
+    // squares, square roots and divisions are computed four at a time (summed in the same order
+    // as one group at a time, so the results are the same).
+    let (k, inv_k) = (G as f64, 1.0 / G as f64);
+    let quads = scores.as_chunks::<QUAD>();
+    let outs = out.as_chunks_mut::<QUAD>();
+    for (rs, os) in quads.0.iter().zip(outs.0) {
+        let mut sum = [0.0; QUAD];
+        for l in 0..G {
+            for q in 0..QUAD {
+                sum[q] += rs[q][l].to_f64();
+            }
         }
-        for ((o, r), b) in os.iter_mut().zip(rs).zip(b) {
-            write(o, r, b);
+        let mean = sum.map(|s| s * inv_k);
+        let mut sq = [0.0; QUAD];
+        if how == GroupBaseline::Grpo {
+            for l in 0..G {
+                for q in 0..QUAD {
+                    sq[q] += (rs[q][l].to_f64() - mean[q]).powi(2);
+                }
+            }
+        }
+        for q in 0..QUAD {
+            write(&mut os[q], &rs[q], (mean[q], scale(how, k, eps, sq[q])));
         }
     }
-    for (r, o) in rest.iter().zip(outs.into_remainder()) {
+    for (r, o) in quads.1.iter().zip(outs.1) {
         write(o, r, baseline(r.iter().map(|x| x.to_f64()), how, eps));
     }
     true
 }
 
-/// Groups whose statistics [`fixed_size_groups`] computes side by side.
+/// Groups whose statistics [`fixed_size_groups`] computes side by side, one per f64 lane.
 const QUAD: usize = 4;
 
 /// `(mean, scale)` of one group's scores `rs` (as f64), such that each advantage is
-/// `(r - mean) * scale` (a group of one gets scale 0). RLOO's `r - (sum - r) / (k - 1)` is
-/// `(r - mean) * k / (k - 1)`: a per-group scale, not a per-response division.
+/// `(r - mean) * scale` (a group of one gets scale 0).
 #[inline(always)]
 fn baseline(
     rs: impl ExactSizeIterator<Item = f64> + Clone,
@@ -160,19 +172,27 @@ fn baseline(
     if rs.len() < 2 {
         return (0.0, 0.0);
     }
-    // Reciprocals of the group size, which are constants for the fixed-size code (one rounding
-    // more than dividing, far below the tests' 1e-12).
-    let (inv_k, inv_k1) = (1.0 / k, 1.0 / (k - 1.0));
-    let mean = rs.clone().sum::<f64>() * inv_k;
-    let scale = match how {
-        GroupBaseline::Grpo => {
-            let sq: f64 = rs.map(|r| (r - mean).powi(2)).sum();
-            1.0 / ((sq * inv_k1).sqrt() + eps)
-        }
+    let mean = rs.clone().sum::<f64>() * (1.0 / k);
+    let sq = match how {
+        GroupBaseline::Grpo => rs.map(|r| (r - mean).powi(2)).sum(),
+        _ => 0.0,
+    };
+    (mean, scale(how, k, eps, sq))
+}
+
+/// The factor of `r - mean` for a group of `k >= 2` whose squared deviations sum to `sq` (only
+/// GRPO reads it): `1 / (std + eps)` with the unbiased std, 1, or RLOO's `k / (k - 1)`, since
+/// `r - (sum - r) / (k - 1)` is `(r - mean) * k / (k - 1)`: a per-group scale, not a
+/// per-response division. Reciprocals of the group size are constants in the fixed-size code (one
+/// rounding more than dividing, far below the tests' 1e-12).
+#[inline(always)]
+fn scale(how: GroupBaseline, k: f64, eps: f64, sq: f64) -> f64 {
+    let inv_k1 = 1.0 / (k - 1.0);
+    match how {
+        GroupBaseline::Grpo => 1.0 / ((sq * inv_k1).sqrt() + eps),
         GroupBaseline::DrGrpo => 1.0,
         GroupBaseline::Rloo => k * inv_k1,
-    };
-    (mean, scale)
+    }
 }
 
 /// `out[t] = per_seq[s]` for every token `t` of sequence `s` (`np.repeat(per_seq, lengths)`).
