@@ -74,8 +74,8 @@ pub fn group_advantages<F: Real>(
 
 /// [`group_advantages`] when the groups are consecutive runs of one size `G` in 2, 4, ..., 64
 /// with ascending ids: a copy of the loop per size unrolls a group's sums and computes four
-/// groups' statistics in the lanes of one vector (AVX2 when the CPU has it). `false`, with nothing written, for any other
-/// layout.
+/// groups' statistics in the lanes of one vector (AVX2 when the CPU has it). `false`, with
+/// nothing written, for any other layout.
 fn uniform_groups<F: Real>(
     scores: &[F],
     group_ids: &[i64],
@@ -83,15 +83,9 @@ fn uniform_groups<F: Real>(
     eps: f64,
     out: &mut [F],
 ) -> bool {
-    macro_rules! sizes {
-        ($($g:literal)*) => {
-            match crate::shard::fixed_group_size(group_ids) {
-                $(Some($g) => fixed_size_groups::<F, $g>(scores, group_ids, how, eps, out),)*
-                _ => false,
-            }
-        };
-    }
-    sizes!(2 4 8 16 32 64)
+    crate::shard::with_fixed_group_size!(group_ids, G => {
+        fixed_size_groups::<F, G>(scores, group_ids, how, eps, out)
+    })
 }
 
 avx2_dispatch! {

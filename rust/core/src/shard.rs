@@ -147,15 +147,9 @@ fn deal_to_two(group_ids: &[i64], seed: u64, out: &mut [bool]) {
     let n = group_ids.len();
     let (first, second) = out.split_at_mut(n);
     let mut subsets = Subsets(SplitMix64::new(seed));
-    macro_rules! sizes {
-        ($($g:literal)*) => {
-            match fixed_group_size(group_ids) {
-                $(Some($g) => deal_fixed_size::<$g>(group_ids, &mut subsets, first, second),)*
-                _ => false,
-            }
-        };
-    }
-    if sizes!(2 4 8 16 32 64) {
+    if with_fixed_group_size!(group_ids, G => {
+        deal_fixed_size::<G>(group_ids, &mut subsets, first, second)
+    }) {
         return;
     }
     let mut second_takes_more = false;
@@ -187,16 +181,35 @@ fn deal_to_two(group_ids: &[i64], seed: u64, out: &mut [bool]) {
     }
 }
 
-/// The size `G` of the first run of equal ids if it is a power of two in 2..=64 that divides the
-/// batch: the candidate for a fixed-size layout, to be checked with [`fixed_size_runs`].
-pub(crate) fn fixed_group_size(group_ids: &[i64]) -> Option<usize> {
+/// The length of the first run of equal ids if it divides the batch: the candidate size of a
+/// fixed-size layout, to be checked with [`fixed_size_runs`].
+pub(crate) fn leading_run_length(group_ids: &[i64]) -> Option<usize> {
     let size = group_ids
         .iter()
         .take_while(|&&id| id == group_ids[0])
         .count();
-    (size.is_power_of_two() && (2..=64).contains(&size) && group_ids.len().is_multiple_of(size))
-        .then_some(size)
+    (size > 0 && group_ids.len().is_multiple_of(size)).then_some(size)
 }
+
+/// `$body` with `$g` a `const usize` holding the group size of `$ids` if it is one of the sizes
+/// that get code of their own (2, 4, ..., 64, the usual n samples per prompt; see
+/// [`leading_run_length`]), else `false`. `$body` returns whether it handled the layout.
+macro_rules! with_fixed_group_size {
+    ($ids:expr, $g:ident => $body:expr) => {
+        $crate::shard::with_fixed_group_size!(@sizes $ids, $g, $body; 2 4 8 16 32 64)
+    };
+    (@sizes $ids:expr, $g:ident, $body:expr; $($size:literal)*) => {
+        match $crate::shard::leading_run_length($ids) {
+            $(Some($size) => {
+                const $g: usize = $size;
+                $body
+            })*
+            _ => false,
+        }
+    };
+}
+
+pub(crate) use with_fixed_group_size;
 
 /// Whether the ids are consecutive runs of exactly `G` equal ids, ascending from run to run (one
 /// pass the compiler vectorises; `group_ids.len()` a multiple of `G`).
