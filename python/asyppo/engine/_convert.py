@@ -133,3 +133,8 @@ def like(result: np.ndarray, as_torch: bool) -> Any:
 
         return torch.from_numpy(result)
     return result
+
+
+def like_each(results: list[np.ndarray], as_torch: bool) -> list[Any]:
+    """``results`` as torch tensors sharing their memory when the caller passed torch, else as is."""
+    return [like(r, True) for r in results] if as_torch else results

@@ -20,6 +20,7 @@ from asyppo.engine._convert import (
     integer,
     is_torch,
     like,
+    like_each,
     real,
     to_numpy,
 )
@@ -251,7 +252,7 @@ def pack_microbatches(
     budget = integer(max_tokens, "max_tokens", 1, _I64_MAX)
     prompts = None if prompt_lengths is None else array(prompt_lengths, "prompt_lengths", "int")
     parts = _core.pack_microbatches(lens, budget, bool(padded), prompts)
-    return [like(p, is_torch(lengths)) for p in parts]
+    return like_each(parts, is_torch(lengths))
 
 
 def balanced_partition(lengths: Any, n_parts: int) -> list[Any]:
@@ -273,4 +274,4 @@ def balanced_partition(lengths: Any, n_parts: int) -> list[Any]:
     """
     lens = array(lengths, "lengths", "int")
     parts = _core.balanced_partition(lens, integer(n_parts, "n_parts", 1, 2**31))
-    return [like(p, is_torch(lengths)) for p in parts]
+    return like_each(parts, is_torch(lengths))

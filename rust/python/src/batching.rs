@@ -5,13 +5,11 @@ use pyo3::prelude::*;
 use crate::arrays::{borrow, slice};
 use crate::error::IntoPyResult;
 
-/// One int64 array per list (each a copy of its stretch of the flat index array).
+/// One int64 array per list.
 fn to_arrays<'py>(py: Python<'py>, lists: Groups) -> Vec<Bound<'py, PyArray1<i64>>> {
-    let flat: Vec<i64> = lists.members.iter().map(|&i| i as i64).collect();
     lists
-        .starts
-        .windows(2)
-        .map(|w| PyArray1::from_slice(py, &flat[w[0]..w[1]]))
+        .iter()
+        .map(|list| PyArray1::from_iter(py, list.iter().map(|&i| i as i64)))
         .collect()
 }
 
