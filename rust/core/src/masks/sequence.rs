@@ -17,7 +17,7 @@ use crate::segments::{split_at_bounds, task_bounds};
 
 /// The histogram of a sequence's order keys has at most `2^BIN_BITS` bins.
 const BIN_BITS: u32 = 10;
-/// Values tested side by side (min/max pass, gathering pass).
+/// Values tested side by side in the gathering pass.
 const LANES: usize = 8;
 
 /// Write every element of `adv_keep` and `ent_keep`, sequence by sequence of `offsets` (valid):
@@ -90,26 +90,15 @@ fn mask_sequence_portable<F: Real>(
     true
 }
 
-/// The smallest and largest order key of `xs` (`None` if empty), as lane-wise minima and maxima
-/// in one pass (integer ones vectorise; float ones would not, for NaN semantics).
+/// The smallest and largest order key of `xs` (`None` if empty), in one pass (integer minima
+/// and maxima vectorise; float ones would not, for NaN semantics).
 #[inline(always)]
 fn key_range<F: Real>(xs: &[F]) -> Option<(F::Key, F::Key)> {
     let first = xs.first()?.order_key();
-    let (mut lo, mut hi) = ([first; LANES], [first; LANES]);
-    let (groups, rest) = xs.as_chunks::<LANES>();
-    for g in groups {
-        for l in 0..LANES {
-            let key = g[l].order_key();
-            lo[l] = lo[l].min(key);
-            hi[l] = hi[l].max(key);
-        }
-    }
-    for x in rest {
+    Some(xs.iter().fold((first, first), |(lo, hi), x| {
         let key = x.order_key();
-        lo[0] = lo[0].min(key);
-        hi[0] = hi[0].max(key);
-    }
-    Some((lo.into_iter().min()?, hi.into_iter().max()?))
+        (lo.min(key), hi.max(key))
+    }))
 }
 
 /// The index in `counts` (bins in the order given) of the bin that holds the value of 0-based
