@@ -189,7 +189,7 @@ impl<'a> Split<'a> {
             .or_else(|| self.give_or_swap(p, choices, open))
             .or_else(|| {
                 // Rarely needed: most parts settle with one or two items.
-                let mine: Vec<usize> = self.items_in(p).collect();
+                let mine: Vec<usize> = self.home_items(p).collect();
                 self.give_two(p, &mine, choices, open)
                     .or_else(|| self.take_two(p, &mine, choices, open))
             })?;
@@ -214,7 +214,7 @@ impl<'a> Split<'a> {
         let lightest = (0..open.len())
             .filter(|&q| q != p && open[q])
             .min_by_key(|&q| (self.excess[q], q))?;
-        self.items_in(p).find_map(|i| {
+        self.home_items(p).find_map(|i| {
             let a = self.lengths[i];
             choices.iter().find_map(|&(t, d)| {
                 if a == d {
@@ -260,13 +260,12 @@ impl<'a> Split<'a> {
         choices: &[(usize, i64)],
         open: &[bool],
     ) -> Option<Plan> {
-        let theirs: Vec<usize> = (0..open.len())
-            .filter(|&q| q != p && open[q])
-            .flat_map(|q| self.items_in(q))
-            .collect();
-        let pairs = mine
-            .iter()
-            .flat_map(|&i| theirs.iter().map(move |&j| (i, j)));
+        let theirs = || {
+            (0..open.len())
+                .filter(move |&q| q != p && open[q])
+                .flat_map(|q| self.home_items(q))
+        };
+        let pairs = mine.iter().flat_map(|&i| theirs().map(move |j| (i, j)));
         pairs.take_while(|_| self.spend_probe()).find_map(|(i, j)| {
             let q = self.part_of[j] as usize;
             let rest = self.lengths[i] - self.lengths[j];
@@ -286,11 +285,10 @@ impl<'a> Split<'a> {
         left > 0
     }
 
-    /// The items now in part `p` (some more than once).
-    fn items_in(&self, p: usize) -> impl Iterator<Item = usize> + '_ {
+    /// The home items of part `p` still in it: nearly all its items, found without a list.
+    fn home_items(&self, p: usize) -> impl Iterator<Item = usize> + '_ {
         (p..self.lengths.len())
             .step_by(self.excess.len())
-            .chain(self.moved.iter().copied())
             .filter(move |&i| self.part_of[i] as usize == p)
     }
 
