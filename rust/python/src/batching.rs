@@ -38,7 +38,8 @@ pub fn pack_microbatches<'py>(
     Ok(to_arrays(py, parts))
 }
 
-/// Karmarkar–Karp balanced split of sequence indices; see `asyppo.engine.balanced_partition`.
+/// Balanced split of sequence indices (exact, else Karmarkar–Karp); see
+/// `asyppo.engine.balanced_partition`.
 #[pyfunction]
 pub fn balanced_partition<'py>(
     py: Python<'py>,
