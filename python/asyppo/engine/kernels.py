@@ -258,12 +258,13 @@ def pack_microbatches(
 def balanced_partition(lengths: Any, n_parts: int) -> list[Any]:
     """Split sequence indices into ``n_parts`` parts with token sums as equal as possible.
 
-    E.g. to give every data-parallel rank the same number of tokens. With at least 32 sequences
-    per part (lengths up to ``2**20``), an exact split is tried first: round-robin, then
-    exchanges of sequences found by length, until ``T mod n_parts`` parts hold ``T // n_parts +
-    1`` tokens and the rest ``T // n_parts``, the most even split there is. Otherwise, or if it
-    finds no exchange, the Karmarkar–Karp largest differencing method, k-way (Karmarkar & Karp
-    1982). So the result is never less even than that heuristic's. Parts are ordered by
+    E.g. to give every data-parallel rank the same number of tokens. With many sequences per
+    part (at least 32, and ``(N / n_parts)**2`` at least about an eighth of the longest length),
+    an exact split is tried first: round-robin, then exchanges of sequences found by length,
+    until ``T mod n_parts`` parts hold ``T // n_parts + 1`` tokens and the rest ``T // n_parts``,
+    the most even split there is. Otherwise, or if it finds no exchange, the Karmarkar–Karp
+    largest differencing method, k-way (Karmarkar & Karp 1982). So the result is never less even
+    than that heuristic's. Parts are ordered by
     decreasing token sum; the indices within a part are ascending; the result is deterministic.
     See ``docs/data_engine.md``.
 

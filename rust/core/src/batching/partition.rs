@@ -2,7 +2,7 @@
 
 use super::check_lengths;
 use super::differencing::largest_differencing;
-use super::exchange::{exact_split, MAX_TABLE_LENGTH, MIN_ITEMS_PER_PART};
+use super::exchange::{exact_split, worth_trying};
 use crate::error::{EngineError, Result};
 use crate::segments::Groups;
 
@@ -11,8 +11,8 @@ use crate::segments::Groups;
 /// decreasing token sum. Deterministic.
 ///
 /// Two methods, the cheaper first:
-/// * With at least 32 items per part on average and lengths up to 2^20, the exact split
-///   (module `exchange`): items dealt round-robin, then evened out by moving and swapping items,
+/// * With many items per part (at least 32, and `(n / k)^2` at least an eighth of the longest
+///   length, up to 2^20), the exact split (module `exchange`): items dealt round-robin, then evened out by moving and swapping items,
 ///   to sums that differ by at most 1, the smallest spread any split has. O(n) plus O(k) per
 ///   exchange.
 /// * Otherwise, or when that split finds no exchange, largest differencing (Karmarkar & Karp
@@ -47,7 +47,7 @@ pub fn balanced_partition(lengths: &[i64], n_parts: usize) -> Result<Groups> {
             total,
         ));
     }
-    if n / n_parts >= MIN_ITEMS_PER_PART && bits <= MAX_TABLE_LENGTH && n < u32::MAX as usize {
+    if worth_trying(n, n_parts, bits) {
         if let Some(parts) = exact_split(lengths, n_parts, total as i64, bits) {
             return Ok(parts);
         }
@@ -98,7 +98,7 @@ mod tests {
     #[test]
     fn lengths_past_the_table_take_largest_differencing() {
         let mut lengths: Vec<i64> = (0..512).map(|i| 1 + (i * 7919) % 4000).collect();
-        lengths[0] = MAX_TABLE_LENGTH + 1;
+        lengths[0] = 1 << 21;
         let total = lengths.iter().map(|&l| l as u128).sum();
         assert_eq!(
             balanced_partition(&lengths, 4).unwrap(),
