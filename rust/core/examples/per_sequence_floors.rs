@@ -66,11 +66,11 @@ fn main() {
                 micros(|| drop(pack_microbatches(&lengths, 65536, false, None).unwrap())),
             ),
             (
-                "balanced_partition (8 parts)",
+                "balanced_partition (8 parts): the exact split",
                 micros(|| drop(balanced_partition(&lengths, 8).unwrap())),
             ),
             (
-                "  the same, lengths x 256: largest differencing",
+                "the same lengths x 256: largest differencing",
                 micros(|| drop(balanced_partition(&scaled, 8).unwrap())),
             ),
         ];
