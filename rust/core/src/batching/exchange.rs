@@ -78,6 +78,14 @@ pub(super) fn exact_split(lengths: &[i64], k: usize, total: i64, bound: i64) -> 
 /// Relocations `(item, to part)` that settle a part, and the target they meet.
 type Plan = (usize, Vec<(usize, usize)>);
 
+/// What settling part `p` asks of an exchange: `d` tokens out of `p`, into parts still `open`,
+/// for one of the `choices` of (target, d).
+struct Request<'r> {
+    p: usize,
+    choices: &'r [(usize, i64)],
+    open: &'r [bool],
+}
+
 /// A split in progress: every item's part, and how far each part's sum is above `q`.
 struct Split<'a> {
     lengths: &'a [i64],
@@ -196,15 +204,13 @@ impl<'a> Split<'a> {
     /// (target, d): one item out or in, a swap, two out for one in, or one out for two in, the
     /// first found in that order. Returns the target met.
     fn exchange(&mut self, p: usize, choices: &[(usize, i64)], open: &[bool]) -> Option<usize> {
+        let ask = Request { p, choices, open };
         let (target, moves) = self
-            .take_in(p, choices, open)
-            .or_else(|| self.give_or_swap(p, choices, open))
-            .or_else(|| {
-                // Rarely needed: most parts settle with one or two items.
-                let mine: Vec<usize> = self.home_items(p).collect();
-                self.give_two(p, &mine, choices, open)
-                    .or_else(|| self.take_two(p, &mine, choices, open))
-            })?;
+            .take_in(&ask)
+            .or_else(|| self.give_or_swap(&ask))
+            // Rarely needed: most parts settle with one or two items.
+            .or_else(|| self.give_two(&ask))
+            .or_else(|| self.take_two(&ask))?;
         for (i, to) in moves {
             self.relocate(i, to);
         }
@@ -212,76 +218,68 @@ impl<'a> Split<'a> {
     }
 
     /// An item of length `-d` from another open part.
-    fn take_in(&self, p: usize, choices: &[(usize, i64)], open: &[bool]) -> Option<Plan> {
-        choices.iter().find_map(|&(t, d)| {
+    fn take_in(&self, ask: &Request) -> Option<Plan> {
+        ask.choices.iter().find_map(|&(t, d)| {
             let j = self.item_of_length(-d)?;
-            self.open_elsewhere(j, p, open)?;
-            Some((t, vec![(j, p)]))
+            self.open_elsewhere(j, ask)?;
+            Some((t, vec![(j, ask.p)]))
         })
     }
 
     /// An item `a` of `p` alone if `a == d`, to the open part with the least excess, or for an
     /// item `a - d` of another open part.
-    fn give_or_swap(&self, p: usize, choices: &[(usize, i64)], open: &[bool]) -> Option<Plan> {
-        let lightest = (0..open.len())
-            .filter(|&q| q != p && open[q])
+    fn give_or_swap(&self, ask: &Request) -> Option<Plan> {
+        let p = ask.p;
+        let lightest = (0..ask.open.len())
+            .filter(|&q| q != p && ask.open[q])
             .min_by_key(|&q| (self.excess[q], q))?;
         self.home_items(p).find_map(|i| {
             let a = self.lengths[i];
-            choices.iter().find_map(|&(t, d)| {
+            ask.choices.iter().find_map(|&(t, d)| {
                 if a == d {
                     return Some((t, vec![(i, lightest)]));
                 }
                 let j = self.item_of_length(a - d)?;
-                let q = self.open_elsewhere(j, p, open)?;
+                let q = self.open_elsewhere(j, ask)?;
                 Some((t, vec![(i, q), (j, p)]))
             })
         })
     }
 
     /// Items `a`, `a2` of `p` for an item `a + a2 - d` of another open part.
-    fn give_two(
-        &self,
-        p: usize,
-        mine: &[usize],
-        choices: &[(usize, i64)],
-        open: &[bool],
-    ) -> Option<Plan> {
+    fn give_two(&self, ask: &Request) -> Option<Plan> {
+        let mine: Vec<usize> = self.home_items(ask.p).collect();
         let pairs = mine
             .iter()
             .enumerate()
             .flat_map(|(x, &i)| mine[x + 1..].iter().map(move |&i2| (i, i2)));
         pairs
             .take_while(|_| self.spend_probe())
-            .filter(|&(i, i2)| i != i2)
             .find_map(|(i, i2)| {
                 let a = self.lengths[i] + self.lengths[i2];
-                choices.iter().find_map(|&(t, d)| {
+                ask.choices.iter().find_map(|&(t, d)| {
                     let j = self.item_of_length(a - d)?;
-                    let q = self.open_elsewhere(j, p, open)?;
-                    Some((t, vec![(i, q), (i2, q), (j, p)]))
+                    let q = self.open_elsewhere(j, ask)?;
+                    Some((t, vec![(i, q), (i2, q), (j, ask.p)]))
                 })
             })
     }
 
     /// An item `a` of `p` for items `b` and `a - b - d` of one other open part.
-    fn take_two(
-        &self,
-        p: usize,
-        mine: &[usize],
-        choices: &[(usize, i64)],
-        open: &[bool],
-    ) -> Option<Plan> {
+    fn take_two(&self, ask: &Request) -> Option<Plan> {
+        let p = ask.p;
         let theirs = || {
-            (0..open.len())
-                .filter(move |&q| q != p && open[q])
+            (0..ask.open.len())
+                .filter(move |&q| q != p && ask.open[q])
                 .flat_map(|q| self.home_items(q))
         };
-        let pairs = mine.iter().flat_map(|&i| theirs().map(move |j| (i, j)));
+        let pairs = self
+            .home_items(p)
+            .flat_map(|i| theirs().map(move |j| (i, j)));
         pairs.take_while(|_| self.spend_probe()).find_map(|(i, j)| {
             let q = self.part_of[j] as usize;
             let rest = self.lengths[i] - self.lengths[j];
-            choices.iter().find_map(|&(t, d)| {
+            ask.choices.iter().find_map(|&(t, d)| {
                 let j2 = self.item_of_length(rest - d)?;
                 (j2 != j && self.part_of[j2] as usize == q)
                     .then(|| (t, vec![(i, q), (j, p), (j2, p)]))
@@ -304,10 +302,10 @@ impl<'a> Split<'a> {
             .filter(move |&i| self.part_of[i] as usize == p)
     }
 
-    /// The part of item `j` if it is open and not `p`.
-    fn open_elsewhere(&self, j: usize, p: usize, open: &[bool]) -> Option<usize> {
+    /// The part of item `j` if it is open and not the part being settled.
+    fn open_elsewhere(&self, j: usize, ask: &Request) -> Option<usize> {
         let q = self.part_of[j] as usize;
-        (q != p && open[q]).then_some(q)
+        (q != ask.p && ask.open[q]).then_some(q)
     }
 
     /// An item of this length, if any.
