@@ -58,9 +58,9 @@ thread_local! {
     static BY_LENGTH: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Split `lengths` (non-negative, summing to `total`, none above `bound`, [`worth_trying`]) into `k` parts whose sums differ by at most
-/// 1, listed by decreasing sum, indices ascending; `None` when the exchanges find no item to
-/// move.
+/// Split `lengths` (non-negative, summing to `total`, none above `bound`; see [`worth_trying`])
+/// into `k` parts whose sums differ by at most 1, listed by decreasing sum, indices ascending;
+/// `None` when the exchanges find no item to move.
 pub(super) fn exact_split(lengths: &[i64], k: usize, total: i64, bound: i64) -> Option<Groups> {
     BY_LENGTH.with_borrow_mut(|by_length| {
         if by_length.len() <= bound as usize {
