@@ -11,10 +11,10 @@ use crate::segments::Groups;
 /// decreasing token sum. Deterministic.
 ///
 /// Two methods, the cheaper first:
-/// * With many items per part (at least 32, and `(n / k)^2` at least an eighth of the longest
-///   length, up to 2^20), the exact split (module `exchange`): items dealt round-robin, then evened out by moving and swapping items,
-///   to sums that differ by at most 1, the smallest spread any split has. O(n) plus O(k) per
-///   exchange.
+/// * With many items per part (at least 32, and `(n / k)^2` at least about an eighth of the
+///   longest length, up to 2^20), the exact split (module `exchange`): items dealt round-robin,
+///   then evened out by moving and swapping items, to sums that differ by at most 1, the
+///   smallest spread any split has. O(n) plus O(k) per exchange.
 /// * Otherwise, or when that split finds no exchange, largest differencing (Karmarkar & Karp
 ///   1982, k-way), O(n k log n), in module `differencing`.
 ///
