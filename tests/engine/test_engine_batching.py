@@ -120,8 +120,8 @@ def largest_differencing(lengths: list[int], k: int) -> list[list[int]]:
     return [sorted(items) for _, items in parts]
 
 
-def spread(lengths: np.ndarray, parts: list[np.ndarray]) -> int:
-    sums = [int(lengths[p].sum()) for p in parts]
+def spread(lengths: np.ndarray, parts: list[np.ndarray] | list[list[int]]) -> int:
+    sums = [int(lengths[np.asarray(p, np.int64)].sum()) for p in parts]
     return max(sums) - min(sums)
 
 
@@ -147,7 +147,7 @@ def test_partition_is_optimal_or_a_plain_largest_differencing(lengths: list[int]
     parts = engine.balanced_partition(lens, k)
     reference = largest_differencing(lengths, k)
     assert covers_once(parts, len(lens)) and all(np.all(np.diff(p) > 0) for p in parts)
-    assert spread(lens, parts) <= spread(lens, [np.array(p, np.int64) for p in reference])
+    assert spread(lens, parts) <= spread(lens, reference)
     assert is_optimal(lens, parts) or [p.tolist() for p in parts] == reference
 
 
@@ -166,7 +166,7 @@ def test_partition_of_a_rollout_batch_is_optimal(n: int, order: str) -> None:
     parts = engine.balanced_partition(lengths, 8)
     assert covers_once(parts, n) and is_optimal(lengths, parts)
     kk = largest_differencing(lengths.tolist(), 8)
-    assert spread(lengths, parts) <= spread(lengths, [np.array(p, np.int64) for p in kk])
+    assert spread(lengths, parts) <= spread(lengths, kk)
 
 
 def test_two_way_partition_reproduces_largest_differencing_by_hand() -> None:

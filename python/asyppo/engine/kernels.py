@@ -264,9 +264,8 @@ def balanced_partition(lengths: Any, n_parts: int) -> list[Any]:
     until ``T mod n_parts`` parts hold ``T // n_parts + 1`` tokens and the rest ``T // n_parts``,
     the most even split there is. Otherwise, or if it finds no exchange, the Karmarkar–Karp
     largest differencing method, k-way (Karmarkar & Karp 1982). So the result is never less even
-    than that heuristic's. Parts are ordered by
-    decreasing token sum; the indices within a part are ascending; the result is deterministic.
-    See ``docs/data_engine.md``.
+    than that heuristic's. Parts are ordered by decreasing token sum; the indices within a part
+    are ascending; the result is deterministic. See ``docs/data_engine.md``.
 
     Args:
         lengths: ``[N]`` non-negative integers. n_parts: >= 1.

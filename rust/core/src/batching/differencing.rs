@@ -26,8 +26,8 @@ pub(super) fn largest_differencing(lengths: &[i64], k: usize, total: u128) -> Gr
     Groups::from_labels(&part_of, k)
 }
 
-/// The part of every item after largest differencing, with heap keys of
-/// type `K` whose low `shift` bits hold the creation order.
+/// The part of every item after largest differencing, with heap keys of type `K` whose low
+/// `shift` bits hold the creation order.
 fn differencing<K: PackedKey>(lengths: &[i64], k: usize, shift: u32) -> Vec<usize> {
     let mut solutions = Solutions::<K>::new(lengths, k, shift);
     let mut part_of = vec![0; lengths.len()];
@@ -57,16 +57,16 @@ type Part = (i64, usize, usize);
 const NONE: usize = usize::MAX;
 const EMPTY: Part = (0, NONE, NONE);
 
-/// A partial solution: one item (its length and index), or a merged
-/// solution in a slot of [`Solutions::slab`].
+/// A partial solution: one item (its length and index), or a merged solution in a slot of
+/// [`Solutions::slab`].
 #[derive(Clone, Copy)]
 enum Solution {
     Item(i64, usize),
     Slot(usize),
 }
 
-/// The partial solutions, popped largest spread first, ties in order of
-/// creation (the items first, by decreasing length, then merged solutions as they are made).
+/// The partial solutions, popped largest spread first, ties in order of creation (the items
+/// first, by decreasing length, then merged solutions as they are made).
 ///
 /// The items need no heap: sorted once, they are taken from the front and compared with the top
 /// of a heap that holds only merged solutions, as packed keys `spread << shift | (max - order)`.
