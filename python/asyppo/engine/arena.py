@@ -33,7 +33,8 @@ _ALIGN = 64
 _PREFIX = "asyppo-"
 
 
-def _directory() -> str:
+def segment_directory() -> str:
+    """Where segments live: ``/dev/shm`` when writable, else the temporary directory."""
     return (
         "/dev/shm"
         if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
@@ -45,10 +46,11 @@ def _aligned(n: int) -> int:
     return -(-n // _ALIGN) * _ALIGN
 
 
-def _path(name: str) -> str:
+def segment_path(name: str) -> str:
+    """The file backing the segment ``name``: ``segment_directory()/asyppo-NAME``."""
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"name: expected a plain segment name, got {name!r}")
-    return os.path.join(_directory(), _PREFIX + name)
+    return os.path.join(segment_directory(), _PREFIX + name)
 
 
 def _release(mm: mmap.mmap, path: str | None, creator_pid: int) -> None:
@@ -89,7 +91,7 @@ class SharedArena(Mapping[str, np.ndarray]):
             for k, v in layout.items()
         }
         self._finalizer = weakref.finalize(
-            self, _release, mm, _path(name) if owner else None, os.getpid()
+            self, _release, mm, segment_path(name) if owner else None, os.getpid()
         )
 
     @classmethod
@@ -119,7 +121,7 @@ class SharedArena(Mapping[str, np.ndarray]):
         header = json.dumps({"arrays": layout}).encode()
         start = _aligned(16 + len(header))
         name = name or f"{os.getpid()}-{secrets.token_hex(6)}"
-        path = _path(name)
+        path = segment_path(name)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, start + size)
@@ -144,7 +146,7 @@ class SharedArena(Mapping[str, np.ndarray]):
     @classmethod
     def open(cls, name: str) -> SharedArena:
         """Attach to the segment ``name`` made by another process; closing only unmaps it."""
-        path = _path(name)
+        path = segment_path(name)
         try:
             fd = os.open(path, os.O_RDWR)
         except FileNotFoundError:
@@ -181,6 +183,22 @@ class SharedArena(Mapping[str, np.ndarray]):
     @property
     def closed(self) -> bool:
         return not self._finalizer.alive
+
+    def hand_over(self) -> None:
+        """Give the segment to the process that will :meth:`open` it: unmap it here without
+        removing it, so that it outlives this object. The opener then calls :meth:`unlink`."""
+        self._finalizer.detach()
+        self._views.clear()
+        _release(self._mm, None, os.getpid())
+
+    def unlink(self) -> None:
+        """Remove the segment's ``/dev/shm`` entry now, from any process. Mappings (this one,
+        other processes' and the arrays viewing them) stay valid until closed; a later
+        :meth:`open` of the name fails."""
+        try:
+            os.unlink(segment_path(self.name))
+        except FileNotFoundError:
+            pass
 
     def close(self) -> None:
         """Unmap (and, for the creator, unlink) now; views taken earlier keep the memory alive."""
