@@ -284,6 +284,17 @@ class AlgoConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _masks_fit_in_one_population(self) -> AlgoConfig:
+        # The k lowest-std and h highest-std fractions are disjoint sets of the same tokens
+        # (engine.percentile_masks), so together they cannot exceed all of them.
+        if self.adv_mask_ratio + self.ent_filter_ratio > 1.0:
+            raise ValueError(
+                f"adv_mask_ratio + ent_filter_ratio must be at most 1 (they pick disjoint sets of "
+                f"tokens), got {self.adv_mask_ratio} + {self.ent_filter_ratio}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _reward_kl_reaches_estimator(self) -> AlgoConfig:
         uses_rewards = ADVANTAGE_ESTIMATORS.attr(self.adv_estimator, "uses_token_rewards", False)
         if self.kl_coef > 0 and self.kl_mode == "reward" and not uses_rewards:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -48,15 +48,26 @@ def set_dotted(tree: dict[str, Any], parts: list[str], value: Any, *, origin: st
     node[parts[-1]] = value
 
 
-def _yaml_lines(text: str) -> dict[str, int]:
-    """Map each dotted key of a YAML mapping document to its 1-based line number."""
+def _yaml_lines(text: str, path: Path) -> dict[str, int]:
+    """Map each dotted key of a YAML mapping document to its 1-based line number.
+
+    A key given twice in one mapping is a :class:`ConfigError` naming both lines: PyYAML keeps the
+    last value silently, so a stale setting further down a long file would win unnoticed.
+    """
     lines: dict[str, int] = {}
 
     def walk(node: yaml.Node, prefix: str) -> None:
         if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
             for key_node, value_node in node.value:
                 dotted = f"{prefix}{key_node.value}"
-                lines[dotted] = key_node.start_mark.line + 1
+                line = key_node.start_mark.line + 1
+                if dotted in seen:
+                    raise ConfigError(
+                        f"{path}:{line}: duplicate key {dotted} (first set on line {seen[dotted]}); "
+                        "remove one of them"
+                    )
+                seen[dotted] = lines[dotted] = line
                 walk(value_node, dotted + ".")
 
     root = yaml.compose(text)
@@ -72,8 +83,8 @@ def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
         raise ConfigError(f"config file {path} does not exist")
     text = path.read_text()
     try:
+        lines = _yaml_lines(text, path)
         tree = yaml.safe_load(text)
-        lines = _yaml_lines(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path}: not valid YAML ({exc})") from None
     if tree is None:
@@ -118,6 +129,41 @@ def _suggestion(model: type[BaseModel], loc: tuple[str, ...]) -> str:
     return f"; did you mean {'.'.join((*loc[:-1], close[0]))}?"
 
 
+def _kinds(annotation: Any) -> set[Any]:
+    """The plain types and literal values a field typed ``annotation`` accepts (unions,
+    ``Optional`` and ``Annotated`` unfolded; ``Literal`` values kept as values)."""
+    if get_origin(annotation) is Literal:
+        return set(get_args(annotation))
+    args = get_args(annotation)
+    return set().union(*map(_kinds, args)) if args else {annotation}
+
+
+def _numeric_not_bool(annotation: Any) -> bool:
+    """Whether a field takes an int or a float but no boolean (pydantic's lax mode would turn a
+    boolean into 0 or 1 there)."""
+    kinds = _kinds(annotation)
+    return bool(kinds & {int, float}) and not any(k is bool or k is Any or isinstance(k, bool) for k in kinds)
+
+
+def _booleans_for_numbers(model: type[BaseModel], tree: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys of ``tree`` holding a boolean where ``model`` has no boolean field.
+
+    Pydantic's lax mode turns ``true`` into 1 for an int or float field (``trainer.steps=true``
+    would train one step); a boolean there is almost surely a slip, so it is refused instead.
+    """
+    found: list[str] = []
+    for key, value in tree.items():
+        field = model.model_fields.get(key)
+        if field is None:  # an unknown key: validation reports it with a suggestion
+            continue
+        section = _model_at(model, (key,))
+        if section is not None and isinstance(value, dict):
+            found.extend(_booleans_for_numbers(section, value, f"{prefix}{key}."))
+        elif isinstance(value, bool) and _numeric_not_bool(field.annotation):
+            found.append(f"{prefix}{key}")
+    return found
+
+
 def _origin(dotted: str, overrides: dict[str, str], lines: dict[str, int], path: Path | None) -> str:
     for key, text in overrides.items():
         if dotted == key or dotted.startswith(key + "."):
@@ -128,6 +174,13 @@ def _origin(dotted: str, overrides: dict[str, str], lines: dict[str, int], path:
             return f"{path}:{lines[probe]}"
         probe = probe.rpartition(".")[0]
     return str(path) if path is not None else "defaults"
+
+
+def _lookup(tree: dict[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        node = node[part]
+    return node
 
 
 def load_config(
@@ -147,20 +200,29 @@ def load_config(
         parts, value = parse_override(text)
         set_dotted(tree, parts, value, origin=f"override {text!r}")
         applied[".".join(parts)] = text
+    booleans = _booleans_for_numbers(model, tree)
+    problems = [
+        f"{_origin(dotted, applied, lines, source)}: {dotted}: expected a number, not a boolean "
+        f"(got {_lookup(tree, dotted)!r})"
+        for dotted in booleans
+    ]
     try:
-        return model.model_validate(tree)
+        config = model.model_validate(tree)
     except ValidationError as exc:
-        problems = []
         for err in exc.errors():
             loc = tuple(str(p) for p in err["loc"])
             dotted = ".".join(loc) or "<root>"
+            if dotted in booleans:
+                continue
             where = _origin(dotted, applied, lines, source)
             if err["type"] == "extra_forbidden":
                 problems.append(f"{where}: unknown key {dotted}{_suggestion(model, loc)}")
             else:
                 shown = repr(err.get("input"))[:80]
                 problems.append(f"{where}: {dotted}: {err['msg']} (got {shown})")
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return config
 
 
 def dump_config(config: BaseModel) -> str:

@@ -122,6 +122,17 @@ class DataConfig(Section):
     )
     eval_size: int = Field(256, ge=1, description="Rows held out of train when eval is null.")
     eval_limit: int | None = Field(None, ge=1, description="Evaluate on at most this many eval prompts.")
+    max_prompt_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Longest prompt in tokens, chat template included; null: the actor's context "
+        "length (config.json max_position_embeddings) minus rollout.max_new_tokens.",
+    )
+    long_prompts: Literal["error", "drop"] = Field(
+        "error",
+        description="Prompts over max_prompt_tokens: error stops before any model loads, naming the "
+        "first such row and how many there are; drop leaves them out and prints the same.",
+    )
 
 
 class TrainerConfig(Section):
@@ -193,7 +204,10 @@ class TrainConfig(Section):
     @model_validator(mode="after")
     def _sections_agree(self) -> TrainConfig:
         """Checks that span sections: critics vs. masks, mini-batch vs. rollout batch, overlong
-        buffer vs. generation budget."""
+        buffer vs. generation budget; and the seed's range."""
+        if not 0 <= self.trainer.seed < 2**32:
+            # numpy's global seeding (asyppo.trainer.setup.configure_torch) takes [0, 2**32).
+            raise ValueError(f"trainer.seed must be in [0, 2**32 - 1], got {self.trainer.seed}")
         masked = self.algo.adv_mask_ratio > 0 or self.algo.ent_filter_ratio > 0
         if self.algo.uses_critic and masked and self.critic.count < 2:
             raise ValueError(
