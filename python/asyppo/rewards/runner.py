@@ -8,14 +8,20 @@ process holds torch thread pools), and not multiprocessing's ``spawn`` either, w
 caller's ``__main__`` script in the child. It starts when the runner is built, so its imports
 overlap with model loading, and it is restarted after a timeout or a crash; the rest of the
 batch continues in the new worker.
+
+``reward.user_fn`` is imported only in the worker, under ``reward.timeout_s`` like scoring: a user
+module that hangs or calls ``os._exit`` at import stops the worker, never the trainer, and the
+failure comes back as a `RewardError` holding the worker's traceback.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -23,21 +29,30 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from asyppo.rewards.config import RewardConfig
-from asyppo.rewards.scoring import ResponseScorer
-from asyppo.rewards.user import load_user_reward
+from asyppo.rewards.scoring import ResponseScorer, UserRewardError
+from asyppo.rewards.user import UserReward, check_user_reward_spec, load_user_reward
 
-# Imports in a fresh interpreter (sympy, user modules) are not the reward's fault: the first
-# item's time limit only starts once the worker reports it is ready.
+logger = logging.getLogger(__name__)
+
+# Importing asyppo and math-verify (sympy) in a fresh interpreter is not the reward's fault: this
+# limit is generous. Importing reward.user_fn is the user's code: it gets reward.timeout_s, as
+# scoring one response does.
 _STARTUP_TIMEOUT_S = 120.0
+
+
+class RewardError(RuntimeError):
+    """The reward cannot score: its worker fails to start or to import ``reward.user_fn`` (the
+    message holds the worker's traceback), or every response of a batch failed to score."""
 
 
 @dataclass(frozen=True)
 class RewardOutput:
     """Scores of a batch of N responses.
 
-    scores: float32 [N] (0 where scoring failed); correct: bool [N] (the verifier's verdict);
-    n_errors / n_timeouts: how many responses scored 0 because their reward raised (or the
-    worker died) / ran past ``timeout_s``; first_error: the first error message, for the log.
+    scores: float32 [N] (0 where scoring failed); correct: bool [N] (the verifier's verdict, also
+    where only the user reward failed); n_errors / n_timeouts: how many responses scored 0
+    because their reward raised, returned no finite number or killed the worker / ran past
+    ``timeout_s``; first_error: the first failure's message, for the log.
     """
 
     scores: np.ndarray
@@ -58,18 +73,27 @@ class RewardOutput:
 
 
 def _worker_main(read_fd: int, write_fd: int) -> None:
-    """Worker entry point: read the config, then serve lists of (response, answer), sending one
-    result message per item."""
+    """Worker entry point: read the config, import what scoring needs ("ready"), then the user
+    reward ("loaded"), then serve lists of (response, answer), sending one result per item.
+    A failure to start is sent as ("fatal", traceback)."""
     inbox, conn = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
     try:
         cfg = RewardConfig.model_validate_json(inbox.recv())
-        scorer = ResponseScorer(cfg)
         if cfg.verifier == "math":
             import math_verify  # noqa: F401  (pay the sympy import before the clock starts)
-    except Exception as exc:  # noqa: BLE001 (reported to the parent, which scores all as errors)
-        conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
+    except Exception:  # noqa: BLE001 (reported to the parent, which raises it)
+        conn.send(("fatal", traceback.format_exc()))
         return
     conn.send(("ready", None))
+    user: UserReward | None = None
+    if cfg.user_fn is not None:
+        try:
+            user = load_user_reward(cfg.user_fn)
+        except BaseException:  # noqa: BLE001 (SystemExit at import included)
+            conn.send(("fatal", traceback.format_exc()))
+            return
+        conn.send(("loaded", None))
+    scorer = ResponseScorer(cfg, user)
     while True:
         try:
             batch = inbox.recv()
@@ -80,19 +104,26 @@ def _worker_main(read_fd: int, write_fd: int) -> None:
         for response, answer in batch:
             try:
                 conn.send(("ok", *scorer(response, answer)))
+            except UserRewardError as exc:
+                conn.send(("error", str(exc), traceback.format_exc(), exc.correct))
             except Exception as exc:  # noqa: BLE001 (any reward failure is a counted 0)
-                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+                conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(), False))
 
 
 class RewardRunner:
-    """Scores responses with `ResponseScorer` in a killable worker; `score` never raises on a
-    failing reward, and may be called from any thread. Use as a context manager or call `close`
-    (the worker also exits on its own when this process's end of the pipe closes).
+    """Scores responses with `ResponseScorer` in a killable worker, from any thread.
+
+    A response whose reward fails scores 0 and is counted; the first failure of the runner's life
+    is logged once with the worker's traceback (``logging`` warning on ``asyppo.rewards.runner``).
+    `score` raises `RewardError` only when the reward cannot score at all: the worker cannot start
+    or import ``reward.user_fn`` (within ``timeout_s``), or every response of the batch failed.
+    Use as a context manager or call `close` (the worker also exits on its own when this process's
+    end of the pipe closes).
     """
 
     def __init__(self, cfg: RewardConfig) -> None:
         if cfg.user_fn is not None:
-            load_user_reward(cfg.user_fn)  # a bad spec fails here, in the caller, with its message
+            check_user_reward_spec(cfg.user_fn)  # a malformed spec fails here; importing is the worker's
         self.cfg = cfg
         self._cfg_json = cfg.model_dump_json()
         self._lock = threading.Lock()
@@ -100,9 +131,9 @@ class RewardRunner:
         self._outbox: Connection | None = None
         self._conn: Connection | None = None
         self._ready = False
-        self._fatal: str | None = None
-        # Set when the worker reports that the config itself cannot be served: restarting it
-        # would fail the same way, so every later item is scored as an error straight away.
+        self._reported = False
+        # Set when the worker cannot start or import the user reward: restarting it would fail
+        # the same way, so every later call raises the same error straight away.
         self._broken: str | None = None
         self._start()
 
@@ -124,7 +155,7 @@ class RewardRunner:
         self._outbox = Connection(to_child_w, readable=False)
         self._conn = Connection(to_parent_r, writable=False)
         self._outbox.send(self._cfg_json)
-        self._ready, self._fatal = False, None
+        self._ready = False
 
     def _kill(self) -> None:
         if self._proc is not None:
@@ -136,32 +167,65 @@ class RewardRunner:
                 conn.close()
         self._proc, self._outbox, self._conn, self._ready = None, None, None, False
 
-    def _wait_ready(self) -> bool:
-        """Start the worker if needed and wait for its hello; False if it cannot start."""
+    def _exit_code(self) -> int | None:
+        """The worker's exit code once its pipe closed (None if it is somehow still running)."""
+        assert self._proc is not None
+        try:
+            return self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _expect(self, kind: str, timeout: float, doing: str, limit: str) -> None:
+        assert self._conn is not None
+        if not self._conn.poll(timeout):
+            raise RewardError(f"the reward worker did not {doing} within {timeout:g}s ({limit})")
+        try:
+            got, payload = self._conn.recv()
+        except (EOFError, OSError):
+            raise RewardError(
+                f"the reward worker exited (exit code {self._exit_code()}) before it could {doing}; "
+                "anything it printed is above"
+            ) from None
+        if got == "fatal":
+            raise RewardError(f"the reward worker could not {doing}:\n{payload}")
+        assert got == kind, (got, kind)
+
+    def wait_ready(self) -> None:
+        """Start the worker if needed and wait until it has imported everything, the user
+        reward included. Raises `RewardError` with the worker's traceback when it cannot."""
         if self._broken is not None:
-            self._fatal = self._broken
-            return False
+            raise RewardError(self._broken)
         if self._proc is None:
             self._start()
         if self._ready:
-            return True
-        assert self._conn is not None
+            return
         try:
-            if self._conn.poll(_STARTUP_TIMEOUT_S):
-                kind, message = self._conn.recv()
-                if kind == "ready":
-                    self._ready = True
-                    return True
-                self._fatal = self._broken = message
-            else:
-                self._fatal = f"reward worker did not start within {_STARTUP_TIMEOUT_S:.0f}s"
-        except (EOFError, OSError) as exc:
-            self._fatal = f"reward worker died at start-up ({type(exc).__name__})"
-        self._kill()
-        return False
+            self._expect("ready", _STARTUP_TIMEOUT_S, "import asyppo and the verifier", "start-up limit")
+            if self.cfg.user_fn is not None:
+                doing = f"import reward.user_fn {self.cfg.user_fn!r}"
+                self._expect("loaded", self.cfg.timeout_s, doing, "reward.timeout_s")
+        except RewardError as exc:
+            self._kill()
+            self._broken = str(exc)
+            raise
+        self._ready = True
+
+    def _report(self, message: str, details: str | None) -> None:
+        """Log the first failure of this runner's life, with its traceback; later ones are only
+        counted (``reward/n_errors``, ``reward/n_timeouts``)."""
+        if not self._reported:
+            self._reported = True
+            logger.warning(
+                "reward: a response failed to score (%s); it scores 0. Later failures are only "
+                "counted in reward/n_errors and reward/n_timeouts.%s",
+                message, f"\n{details.rstrip()}" if details else "",
+            )
 
     def score(self, responses: Sequence[str], answers: Sequence[str]) -> RewardOutput:
-        """Score ``responses[i]`` against ``answers[i]``; lengths must match (ValueError)."""
+        """Score ``responses[i]`` against ``answers[i]``; lengths must match (ValueError).
+
+        Raises `RewardError` when the worker cannot start or when all of a non-empty batch failed.
+        """
         if len(responses) != len(answers):
             raise ValueError(
                 f"RewardRunner.score: {len(responses)} responses but {len(answers)} answers"
@@ -175,10 +239,7 @@ class RewardRunner:
         with self._lock:
             i = 0
             while i < n:
-                if not self._wait_ready():
-                    first_error = first_error or self._fatal
-                    n_errors += n - i
-                    break
+                self.wait_ready()
                 assert self._outbox is not None and self._conn is not None
                 try:
                     self._outbox.send(items[i:])
@@ -186,28 +247,35 @@ class RewardRunner:
                     self._kill()
                     continue
                 while i < n:
+                    failure: tuple[str, str | None] | None = None
                     try:
                         if not self._conn.poll(self.cfg.timeout_s):
                             n_timeouts += 1
-                            first_error = first_error or (
-                                f"reward timed out after {self.cfg.timeout_s}s on item {i}"
-                            )
-                            self._kill()
-                            i += 1
-                            break
-                        kind, *payload = self._conn.recv()
+                            failure = (f"reward timed out after {self.cfg.timeout_s}s on item {i}", None)
+                        else:
+                            kind, *payload = self._conn.recv()
                     except (EOFError, OSError):
                         n_errors += 1
-                        first_error = first_error or f"reward worker died on item {i}"
+                        failure = (f"the reward worker died (exit code {self._exit_code()}) on item {i}", None)
+                    if failure is not None:  # the worker is hung or gone: the rest goes to a new one
+                        first_error = first_error or failure[0]
+                        self._report(*failure)
                         self._kill()
                         i += 1
                         break
                     if kind == "ok":
                         scores[i], correct[i] = payload
                     else:
+                        message, details, correct[i] = payload
                         n_errors += 1
-                        first_error = first_error or payload[0]
+                        first_error = first_error or message
+                        self._report(message, details)
                     i += 1
+        if n and n_errors + n_timeouts == n:
+            raise RewardError(
+                f"reward: all {n} responses of the batch failed to score ({n_errors} errors, "
+                f"{n_timeouts} timeouts); the first: {first_error}"
+            )
         return RewardOutput(scores, correct, n_errors, n_timeouts, first_error)
 
     def close(self) -> None:

@@ -27,13 +27,12 @@ def _load_file_module(path: Path, spec: str) -> object:
     return module
 
 
-def load_user_reward(spec: str) -> UserReward:
-    """Resolve ``spec`` to a callable.
+def check_user_reward_spec(spec: str) -> tuple[str, str]:
+    """Check ``spec``'s form, and that a file target exists, without importing anything.
 
-    ``"pkg.module:fn"`` imports ``pkg.module``; a target ending in ``.py`` or containing a path
-    separator is loaded as a file (``"rewards/mine.py:fn"``). Raises ValueError naming the spec
-    and what is wrong (no colon, missing file or module, missing attribute) and TypeError when the
-    attribute is not callable.
+    Returns ``(target, function)``. Raises TypeError for a non-str and ValueError naming the spec
+    and what is wrong. Importing user code is left to the reward worker (`asyppo.rewards.runner`),
+    where a hang or a crash at import cannot take the trainer with it.
     """
     if not isinstance(spec, str):
         raise TypeError(f"user reward spec must be a str, got {type(spec).__name__}")
@@ -43,7 +42,25 @@ def load_user_reward(spec: str) -> UserReward:
             f"user reward spec {spec!r} must look like 'package.module:function' "
             "or 'path/to/file.py:function'"
         )
-    if target.endswith(".py") or "/" in target or "\\" in target:
+    if _is_file(target) and not Path(target).expanduser().is_file():
+        raise ValueError(f"user reward {spec!r}: file {target!r} does not exist")
+    return target, attr
+
+
+def _is_file(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
+def load_user_reward(spec: str) -> UserReward:
+    """Import ``spec``'s module and return the function.
+
+    ``"pkg.module:fn"`` imports ``pkg.module``; a target ending in ``.py`` or containing a path
+    separator is loaded as a file (``"rewards/mine.py:fn"``). Raises ValueError naming the spec
+    and what is wrong (no colon, missing file or module, missing attribute) and TypeError when the
+    attribute is not callable; whatever the module raises at import propagates.
+    """
+    target, attr = check_user_reward_spec(spec)
+    if _is_file(target):
         module = _load_file_module(Path(target).expanduser(), spec)
     else:
         try:
