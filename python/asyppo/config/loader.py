@@ -142,7 +142,8 @@ def _numeric_not_bool(annotation: Any) -> bool:
     """Whether a field takes an int or a float but no boolean (pydantic's lax mode would turn a
     boolean into 0 or 1 there)."""
     kinds = _kinds(annotation)
-    return bool(kinds & {int, float}) and not any(k is bool or k is Any or isinstance(k, bool) for k in kinds)
+    numeric = any(k in (int, float) or (isinstance(k, (int, float)) and not isinstance(k, bool)) for k in kinds)
+    return numeric and not any(k is bool or k is Any or isinstance(k, bool) for k in kinds)
 
 
 def _booleans_for_numbers(model: type[BaseModel], tree: dict[str, Any], prefix: str = "") -> list[str]:

@@ -48,9 +48,28 @@ def clip_and_step(
     scheduler: torch.optim.lr_scheduler.LambdaLR,
     grad_clip: float | None,
 ) -> float:
-    """Clip the global gradient norm (if set), step, advance the schedule; returns the pre-clip norm."""
-    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip is not None else math.inf)
-    optimizer.step()
-    scheduler.step()
+    """Clip the global gradient norm (if set), step, advance the schedule; returns the pre-clip norm.
+
+    A non-finite norm (a NaN or inf loss, gradient or value upstream) skips the update: the
+    gradients are zeroed, neither the optimizer (weights, moments, step count) nor the schedule
+    moves, and the non-finite norm is returned, so ``not math.isfinite(result)`` tells the caller
+    (`update_metrics` counts them; `asyppo.trainer.guards.NonFiniteGuard` stops a run after too
+    many in a row). The weights therefore never take a non-finite update.
+    """
+    norm = float(torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip is not None else math.inf))
+    if math.isfinite(norm):
+        optimizer.step()
+        scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(norm)
+    return norm
+
+
+def update_metrics(prefix: str, grad_norms: list[float]) -> dict[str, float]:
+    """``{prefix}/grad_norm`` (mean over the applied updates; NaN when none was) and
+    ``{prefix}/skipped_updates`` (how many of ``grad_norms``, as `clip_and_step` returned them,
+    were non-finite and skipped)."""
+    applied = [n for n in grad_norms if math.isfinite(n)]
+    return {
+        f"{prefix}/grad_norm": sum(applied) / len(applied) if applied else math.nan,
+        f"{prefix}/skipped_updates": float(len(grad_norms) - len(applied)),
+    }
