@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 from asyppo.engine import SharedArena
-from asyppo.engine.arena import _path
+from asyppo.engine.arena import segment_path as _path
 
 
 def run_python(code: str) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
-
 import numpy as np
 import pytest
 from asyppo import engine
@@ -99,37 +97,21 @@ def test_partition_covers_once_with_spread_at_most_the_longest(lengths: list[int
     assert max(sums) - min(sums) <= max(lengths, default=0)
 
 
-def largest_differencing(lengths: list[int], k: int) -> list[list[int]]:
-    """Plain-Python k-way Karmarkar-Karp with the documented ties: one heap of every partial
-    solution, popped by largest spread, then first made (the items first, by decreasing length and
-    then index; merged solutions as they are made). The first popped solution's heaviest part joins
-    the second's lightest, and so on; parts are then sorted stably by decreasing sum."""
-    heap: list[tuple[int, int, list[tuple[int, list[int]]]]] = []
-    made = 0
+def longest_processing_time(lengths: list[int], k: int) -> list[list[int]]:
+    """Plain-Python LPT with the documented ties: sequences by decreasing length then index, each
+    to the part with the smallest sum so far (then the lowest part); parts then ordered by
+    decreasing sum (then part number), indices ascending."""
+    parts: list[tuple[int, list[int]]] = [(0, []) for _ in range(k)]
     for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
-        parts = [(lengths[i], [i])] + [(0, [])] * (k - 1)
-        heapq.heappush(heap, (-lengths[i], made, parts))
-        made += 1
-    while len(heap) > 1:
-        heavy, light = heapq.heappop(heap)[2], heapq.heappop(heap)[2]
-        merged = [(sa + sb, ia + ib) for (sa, ia), (sb, ib) in zip(heavy, reversed(light))]
-        merged.sort(key=lambda part: -part[0])
-        heapq.heappush(heap, (merged[-1][0] - merged[0][0], made, merged))
-        made += 1
-    parts = heap[0][2] if heap else [(0, [])] * k
-    return [sorted(items) for _, items in parts]
+        p = min(range(k), key=lambda p: (parts[p][0], p))
+        parts[p] = (parts[p][0] + lengths[i], [*parts[p][1], i])
+    order = sorted(range(k), key=lambda p: (-parts[p][0], p))
+    return [sorted(parts[p][1]) for p in order]
 
 
 def spread(lengths: np.ndarray, parts: list[np.ndarray] | list[list[int]]) -> int:
     sums = [int(lengths[np.asarray(p, np.int64)].sum()) for p in parts]
     return max(sums) - min(sums)
-
-
-def is_optimal(lengths: np.ndarray, parts: list[np.ndarray]) -> bool:
-    """Part sums of ``q + 1`` for ``total % k`` parts and ``q`` for the rest, in that order: no
-    split of these lengths is more even."""
-    q, r = divmod(int(lengths.sum()), len(parts))
-    return [int(lengths[p].sum()) for p in parts] == [q + (i < r) for i in range(len(parts))]
 
 
 @given(
@@ -138,43 +120,46 @@ def is_optimal(lengths: np.ndarray, parts: list[np.ndarray]) -> bool:
         st.lists(st.integers(0, 4), max_size=60),  # many ties
         st.lists(st.integers(0, 2000), min_size=64, max_size=400),  # many items per part
     ),
-    k=st.integers(1, 6),
+    k=st.integers(1, 9),
 )
-def test_partition_is_optimal_or_a_plain_largest_differencing(lengths: list[int], k: int) -> None:
-    """With many items per part the engine finds an optimal split; when it does not, its split is
-    the largest differencing one, so it is never less even than that heuristic."""
+def test_partition_is_longest_processing_time_first(lengths: list[int], k: int) -> None:
+    """The documented rule exactly, and its guarantees: parts by decreasing sum, the spread at
+    most the longest length, the heaviest part at most 4/3 of the optimum's lower bound."""
     lens = np.array(lengths, dtype=np.int64)
     parts = engine.balanced_partition(lens, k)
-    reference = largest_differencing(lengths, k)
+    assert [p.tolist() for p in parts] == longest_processing_time(lengths, k)
     assert covers_once(parts, len(lens)) and all(np.all(np.diff(p) > 0) for p in parts)
-    assert spread(lens, parts) <= spread(lens, reference)
-    assert is_optimal(lens, parts) or [p.tolist() for p in parts] == reference
-
-
-def test_partition_of_few_items_per_part_is_a_plain_largest_differencing() -> None:
-    lengths = np.random.default_rng(7).integers(1, 8193, 200)  # 25 per part: too few to exchange
-    parts = engine.balanced_partition(lengths, 8)
-    assert [p.tolist() for p in parts] == largest_differencing(lengths.tolist(), 8)
+    sums = [int(lens[p].sum()) for p in parts]
+    assert sums == sorted(sums, reverse=True)
+    assert sums[0] - sums[-1] <= max(lengths, default=0)
+    lower_bound = max(-(-sum(lengths) // k), max(lengths, default=0))
+    assert 3 * sums[0] <= 4 * lower_bound
 
 
 @pytest.mark.parametrize("order", ["random", "ascending", "descending"])
 @pytest.mark.parametrize("n", [1024, 4096])
-def test_partition_of_a_rollout_batch_is_optimal(n: int, order: str) -> None:
+def test_partition_of_a_rollout_batch_is_nearly_even(n: int, order: str) -> None:
     lengths = np.random.default_rng(n).integers(1, 8193, n)
     if order != "random":
         lengths = np.sort(lengths)[:: 1 if order == "ascending" else -1]
     parts = engine.balanced_partition(lengths, 8)
-    assert covers_once(parts, n) and is_optimal(lengths, parts)
-    kk = largest_differencing(lengths.tolist(), 8)
-    assert spread(lengths, parts) <= spread(lengths, kk)
+    assert covers_once(parts, n)
+    # The last sequences placed are a few tokens long, and so is the spread: at most 64 tokens,
+    # about 0.01 % of a part's ~0.5M (1,024 sequences) or ~2M (4,096).
+    assert spread(lengths, parts) <= 64
 
 
-def test_two_way_partition_reproduces_largest_differencing_by_hand() -> None:
-    # By hand: 8-7=1, 6-5=1, 4-1=3, 3-1=2: the method ends with a spread of 2 ({8, 6} vs {7, 5, 4}),
-    # while the optimum is 0 ({8, 7} vs {6, 5, 4}); it is a heuristic.
+def test_two_way_partition_by_hand() -> None:
+    # 8 -> A, 7 -> B, 6 -> B (7 < 8), 5 -> A (8 < 13), 4 -> A (13 = 13, lowest part): A = {8, 5, 4}
+    # = 17, B = {7, 6} = 13; the optimum is 15 / 15 ({8, 7} vs {6, 5, 4}): it is a heuristic.
     lens = np.array([8, 7, 6, 5, 4])
     parts = engine.balanced_partition(lens, 2)
-    assert sorted(sorted(lens[p].tolist()) for p in parts) == [[4, 5, 7], [6, 8]]
+    assert [sorted(lens[p].tolist()) for p in parts] == [[4, 5, 8], [6, 7]]
+
+
+def test_more_parts_than_sequences_leaves_empty_parts() -> None:
+    parts = engine.balanced_partition(np.array([3, 1]), 4)
+    assert [p.tolist() for p in parts] == [[0], [1], [], []]
 
 
 def test_partition_rejects_lengths_whose_sum_overflows() -> None:
@@ -192,8 +177,17 @@ def test_partition_is_deterministic() -> None:
 @pytest.mark.parametrize(
     "fn,kwargs,match",
     [
-        (engine.pack_microbatches, {"max_tokens": 0}, "max_tokens: expected an integer in"),
-        (engine.balanced_partition, {"n_parts": 0}, "n_parts: expected an integer in"),
+        (engine.pack_microbatches, {"max_tokens": 0}, "max_tokens: expected at least 1, got 0"),
+        (
+            engine.balanced_partition,
+            {"n_parts": 0},
+            r"n_parts: expected an integer in \[1, 65536\]",
+        ),
+        (
+            engine.balanced_partition,
+            {"n_parts": 2**31},
+            r"n_parts: expected an integer in \[1, 65536\]",
+        ),
     ],
 )
 def test_planning_rejects_non_positive_budget_or_parts(fn, kwargs, match: str) -> None:  # type: ignore[no-untyped-def]

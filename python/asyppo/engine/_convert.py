@@ -101,13 +101,19 @@ def float_dtype(*arrays: np.ndarray) -> np.dtype:
 
 def real(x: Any, name: str) -> float:
     """``x`` as a Python float, or ``TypeError`` if it is not a real number."""
-    if type(x) is float or isinstance(x, numbers.Real):  # the ABC check costs ~0.2 us
-        return float(x)
+    if type(x) is float:
+        return x
+    if isinstance(x, numbers.Real):  # the ABC check costs ~0.2 us
+        try:
+            return float(x)
+        except OverflowError:
+            raise ValueError(f"{name}: expected a real number within float range") from None
     raise TypeError(f"{name}: expected a real number, got {type(x).__name__}")
 
 
 def integer(x: Any, name: str, lo: int, hi: int) -> int:
-    """``x`` as a Python int in ``[lo, hi]``; ``TypeError`` if not an integer, else ``ValueError``."""
+    """``x`` as a Python int in ``[lo, hi]``, the range of the extension's integer type for it (the
+    kernel checks the argument's own range); ``TypeError`` if not an integer, else ``ValueError``."""
     if isinstance(x, bool):
         raise TypeError(f"{name}: expected an integer, got bool")
     try:
@@ -117,13 +123,6 @@ def integer(x: Any, name: str, lo: int, hi: int) -> int:
     if not lo <= v <= hi:
         raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {v}")
     return v
-
-
-def choice(x: Any, name: str, valid: tuple[str, ...]) -> str:
-    """``x`` if it is one of the strings ``valid``, else ``ValueError`` listing them."""
-    if not isinstance(x, str) or x not in valid:
-        raise ValueError(f"{name}: expected one of {list(valid)}, got {x!r}")
-    return x
 
 
 def like(result: np.ndarray, as_torch: bool) -> Any:

@@ -274,7 +274,7 @@ class TrajectoryBuffer:
 
     def token_rewards(self) -> np.ndarray:
         """float32 ``[T]``: the ``"token_rewards"`` field if set, else each sequence's scalar reward
-        on its last response token and 0 elsewhere (sparse outcome reward, AsyPPO §3 step 2)."""
+        on its last response token and 0 elsewhere (sparse outcome reward; step 2 of ``docs/algorithm.md``)."""
         self._flush()
         if "token_rewards" in self._fields:
             return self._fields["token_rewards"]

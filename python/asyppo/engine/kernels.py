@@ -1,8 +1,10 @@
 """The engine's kernels over packed ragged batches, as numpy-or-torch functions.
 
-Each function converts its arguments (``_convert``), calls the Rust kernel in ``asyppo._core``
-with the GIL released, and returns numpy arrays, or torch tensors sharing their memory when the
-main argument was a torch tensor. Packed layout: a flat array of ``T`` tokens plus ``offsets``
+Each function converts its arguments (``_convert``: types, dtypes, dimensions, Python ints to the
+extension's integer types), calls the Rust kernel in ``asyppo._core`` with the GIL released, and
+returns numpy arrays, or torch tensors sharing their memory when the main argument was a torch
+tensor. Values (lengths, ranges, offsets, option strings) are checked once, by the Rust kernels,
+before they allocate their outputs; their errors name the argument. Packed layout: a flat array of ``T`` tokens plus ``offsets``
 (int64 ``[N+1]``, ``offsets[0] == 0``, non-decreasing, ``offsets[-1] == T``). The formulas are
 in each docstring and in ``docs/data_engine.md``; the algorithm is AsyPPO (arXiv 2510.01656).
 """
@@ -15,7 +17,6 @@ from asyppo import _core
 from asyppo.engine._convert import (
     Kind,
     array,
-    choice,
     float_dtype,
     integer,
     is_torch,
@@ -25,14 +26,15 @@ from asyppo.engine._convert import (
     to_numpy,
 )
 
-_U64_MAX = 2**64 - 1
-_I64_MAX = 2**63 - 1
+_U64 = (0, 2**64 - 1)
+_I64 = (-(2**63), 2**63 - 1)
 
 
 def gae(
     rewards: Any, values: Any, offsets: Any, gamma: float = 1.0, lam: float = 1.0
 ) -> tuple[Any, Any]:
-    """Generalized advantage estimation over a packed batch (Schulman et al. 2016; AsyPPO §3 step 5).
+    """Generalized advantage estimation over a packed batch (Schulman et al. 2016, arXiv 1506.02438,
+    eq. 16; arXiv 2510.01656, Algorithm 1).
 
     Per sequence ``[a, b)``: ``delta_t = r_t + gamma * V_{t+1} - V_t`` with ``V_b = 0`` (no value
     after the last token), ``A_t = delta_t + gamma * lam * A_{t+1}``, ``R_t = A_t + V_t``.
@@ -54,14 +56,12 @@ def gae(
     dtype = float_dtype(r, v)
     r, v = r.astype(dtype, copy=False), v.astype(dtype, copy=False)
     o = array(offsets, "offsets", "int")
-    if len(v) != len(r):
-        raise ValueError(f"values: expected length {len(r)} (as rewards), got {len(v)}")
     adv, ret = _core.gae(r, v, o, real(gamma, "gamma"), real(lam, "lam"))
     return like(adv, is_torch(rewards)), like(ret, is_torch(rewards))
 
 
 def aggregate_values(values: Any, how: str = "mean") -> tuple[Any, Any]:
-    """Aggregate the critics' per-token values (AsyPPO §3 step 4).
+    """Aggregate the critics' per-token values (arXiv 2510.01656, Algorithm 1).
 
     ``value_t = mean_m V_m(t)`` (``how="mean"``) or ``min_m V_m(t)`` (``how="min"``), and
     ``std_t = sqrt(mean_m (V_m(t) - mean_m V_m(t))^2)``, the population std (ddof=0).
@@ -76,40 +76,36 @@ def aggregate_values(values: Any, how: str = "mean") -> tuple[Any, Any]:
     Raises:
         TypeError: not a float array. ValueError: not 2-D, M < 1, NaN/inf, unknown ``how``.
     """
-    how = choice(how, "how", ("mean", "min"))
     a = array(values, "values", "float", ndim=2)
-    if a.shape[0] < 1:
-        raise ValueError(
-            f"values: expected at least one critic (n_critics >= 1), got shape {a.shape}"
-        )
     value, std = _core.aggregate_values(a, how)
     return like(value, is_torch(values)), like(std, is_torch(values))
 
 
 def shard_groups(group_ids: Any, n_critics: int, seed: int, mode: str = "disjoint") -> Any:
-    """Assign each response to the critics that train on it (AsyPPO §3 step 3).
+    """Assign each response to the critics that train on it (arXiv 2510.01656, Algorithm 1).
 
     ``disjoint``: within every group (in order of first appearance) the responses are shuffled by a
-    generator seeded with ``seed`` and dealt round-robin, the dealing position carrying over from
-    group to group; each critic gets ``floor(n_g/M)`` or ``ceil(n_g/M)`` of every group, the shards
-    are disjoint and cover the batch, and critics' totals differ by at most one (for ``M = 2`` the
-    ``ceil(n_g/2)``-subset that the shuffle would decide is drawn directly, with the same uniform
-    distribution; ``docs/data_engine.md``). ``shared``: every
-    critic gets everything. ``random``: the whole batch is shuffled and dealt, ignoring groups.
+    SplitMix64 generator seeded with ``seed`` (one stream for the whole batch) and dealt
+    round-robin, the dealing position carrying over from group to group; each critic gets
+    ``floor(n_g/M)`` or ``ceil(n_g/M)`` of every group, the shards are disjoint and cover the
+    batch, and critics' totals differ by at most one. ``shared``: every critic gets everything.
+    ``random``: the whole batch is shuffled and dealt, ignoring groups. Same inputs and seed, same
+    shards, on every platform (``docs/data_engine.md``).
 
     Args:
-        group_ids: ``[N]`` integer prompt ids. n_critics: M >= 1. seed: integer in [0, 2**64).
+        group_ids: ``[N]`` integer prompt ids. n_critics: M in ``[1, 2**16]``.
+        seed: integer in ``[0, 2**64)``.
 
     Returns:
         bool ``[M, N]``; row m marks critic m's sequences.
 
     Raises:
-        TypeError: non-integer ids/n_critics/seed. ValueError: M < 1, seed out of range, bad mode.
+        TypeError: non-integer ids/n_critics/seed. ValueError: M outside ``[1, 2**16]``, seed out
+        of range, unknown mode.
     """
-    mode = choice(mode, "mode", ("disjoint", "shared", "random"))
     ids = array(group_ids, "group_ids", "int")
-    m = integer(n_critics, "n_critics", 1, _I64_MAX)
-    out = _core.shard_groups(ids, m, integer(seed, "seed", 0, _U64_MAX), mode)
+    m = integer(n_critics, "n_critics", *_I64)
+    out = _core.shard_groups(ids, m, integer(seed, "seed", *_U64), mode)
     return like(out, is_torch(group_ids))
 
 
@@ -121,7 +117,7 @@ def percentile_masks(
     group_ids: Any = None,
     scope: str = "batch",
 ) -> tuple[Any, Any]:
-    """Exact-count masks from the critics' disagreement (AsyPPO §3 step 6).
+    """Exact-count masks from the critics' disagreement (arXiv 2510.01656, equation 5).
 
     Within each scope of ``n`` tokens (the batch, each sequence, or each group's tokens), the
     ``floor(low * n)`` tokens with the lowest ``std`` get ``adv_keep = False`` (their advantage is
@@ -145,7 +141,6 @@ def percentile_masks(
         TypeError: wrong dtypes. ValueError: fractions out of range, missing/bad offsets or
         group_ids, NaN/inf std, unknown scope.
     """
-    scope = choice(scope, "scope", ("batch", "group", "sequence"))
     s = array(std, "std", "float")
     o = None if offsets is None else array(offsets, "offsets", "int")
     g = None if group_ids is None else array(group_ids, "group_ids", "int")
@@ -157,9 +152,9 @@ def group_advantages(scores: Any, group_ids: Any, how: str = "grpo", eps: float 
     """Per-sequence advantages from a group baseline (critic-free methods).
 
     With ``r`` a response's score and ``mean_g``/``std_g`` over its group (``std`` unbiased):
-    ``grpo``: ``(r - mean_g) / (std_g + eps)`` (DeepSeekMath, Shao et al. 2024 §4.1.2);
-    ``drgrpo``: ``r - mean_g`` (Dr.GRPO, Liu et al. 2025 §3.1);
-    ``rloo``: ``r - mean of the other responses of the group`` (Ahmadian et al. 2024 §3).
+    ``grpo``: ``(r - mean_g) / (std_g + eps)`` (DeepSeekMath, arXiv 2402.03300 §4.1.2);
+    ``drgrpo``: ``r - mean_g`` (Dr.GRPO, arXiv 2503.20783 §3.1);
+    ``rloo``: ``r - mean of the other responses of the group`` (RLOO, arXiv 2402.14740 §3).
     A group of one response gets 0.
 
     Args:
@@ -171,7 +166,6 @@ def group_advantages(scores: Any, group_ids: Any, how: str = "grpo", eps: float 
     Raises:
         TypeError: wrong dtypes. ValueError: length mismatch, NaN/inf, eps < 0, unknown ``how``.
     """
-    how = choice(how, "how", ("grpo", "drgrpo", "rloo"))
     out = _core.group_advantages(
         array(scores, "scores", "float"),
         array(group_ids, "group_ids", "int"),
@@ -235,7 +229,8 @@ def pack_microbatches(
     are left-padded to ``P`` and the rest right-padded to ``R`` (``TrajectoryBuffer``'s
     ``prompt_side="left"`` layout), and the summed cost counts both. Best-fit decreasing (next-fit
     over decreasing total lengths when padded). No micro-batch exceeds the budget unless one
-    sequence alone does, in which case it is alone. Indices within a micro-batch are ascending.
+    sequence alone does, in which case it is alone (costs are exact for any int64 lengths).
+    Indices within a micro-batch are ascending.
 
     Args:
         lengths: ``[N]`` non-negative integers. max_tokens: >= 1.
@@ -249,7 +244,7 @@ def pack_microbatches(
         length, ``max_tokens < 1``.
     """
     lens = array(lengths, "lengths", "int")
-    budget = integer(max_tokens, "max_tokens", 1, _I64_MAX)
+    budget = integer(max_tokens, "max_tokens", *_I64)
     prompts = None if prompt_lengths is None else array(prompt_lengths, "prompt_lengths", "int")
     parts = _core.pack_microbatches(lens, budget, bool(padded), prompts)
     return like_each(parts, is_torch(lengths))
@@ -258,25 +253,23 @@ def pack_microbatches(
 def balanced_partition(lengths: Any, n_parts: int) -> list[Any]:
     """Split sequence indices into ``n_parts`` parts with token sums as equal as possible.
 
-    E.g. to give every data-parallel rank the same number of tokens. With many sequences per
-    part (at least 32, and ``(N / n_parts)**2`` at least about an eighth of the longest length),
-    an exact split is tried first: round-robin, then exchanges of sequences found by length,
-    until ``T mod n_parts`` parts hold ``T // n_parts + 1`` tokens and the rest ``T // n_parts``,
-    the most even split there is. Otherwise, or if it finds no exchange, the Karmarkar–Karp
-    largest differencing method, k-way (Karmarkar & Karp 1982). So the result is never less even
-    than that heuristic's. Parts are ordered by decreasing token sum; the indices within a part
-    are ascending; the result is deterministic. See ``docs/data_engine.md``.
+    E.g. to give every data-parallel rank the same number of tokens. Longest processing time
+    first (Graham 1969): sequences by decreasing length (ties by index), each to the part with the
+    smallest sum so far (ties to the lowest part). The spread (max - min part sum) is at most the
+    longest length, and the heaviest part at most ``4/3`` of the optimum. Parts are ordered by
+    decreasing token sum; the indices within a part are ascending; the result is deterministic.
+    See ``docs/data_engine.md``.
 
     Args:
-        lengths: ``[N]`` non-negative integers. n_parts: >= 1.
+        lengths: ``[N]`` non-negative integers. n_parts: in ``[1, 2**16]``.
 
     Returns:
         ``n_parts`` int64 index arrays covering ``range(N)`` exactly once (some may be empty).
 
     Raises:
         TypeError: non-integer input. ValueError: negative length, lengths summing past
-        ``2**63 - 1``, ``n_parts < 1``.
+        ``2**63 - 1``, ``n_parts`` outside ``[1, 2**16]``.
     """
     lens = array(lengths, "lengths", "int")
-    parts = _core.balanced_partition(lens, integer(n_parts, "n_parts", 1, 2**31))
+    parts = _core.balanced_partition(lens, integer(n_parts, "n_parts", *_I64))
     return like_each(parts, is_torch(lengths))

@@ -33,6 +33,23 @@ pub enum EngineError {
 
 pub type Result<T> = std::result::Result<T, EngineError>;
 
+/// A vector of `len` copies of `value`, or an error naming `arg` (the argument that set the
+/// length) when the allocator refuses it, instead of the process abort of `vec![value; len]`.
+/// (With Linux overcommit a request can still be granted and the process killed later, when the
+/// pages are touched; requests beyond RAM plus swap are refused here.)
+pub fn try_vec<T: Clone>(len: usize, value: T, arg: &'static str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        EngineError::range(
+            arg,
+            "an output that fits in memory",
+            format!("{len} elements"),
+        )
+    })?;
+    v.resize(len, value);
+    Ok(v)
+}
+
 impl EngineError {
     pub(crate) fn shape(arg: &'static str, expected: impl ToString, got: impl ToString) -> Self {
         Self::Shape {

@@ -1,4 +1,5 @@
-//! Generalized advantage estimation over a packed batch (AsyPPO §3 step 5; Schulman et al. 2016).
+//! Generalized advantage estimation over a packed batch (Schulman et al. 2016, arXiv 1506.02438,
+//! equation 16; step 5 of `docs/algorithm.md`).
 
 use rayon::prelude::*;
 

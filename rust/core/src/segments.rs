@@ -1,5 +1,8 @@
 //! Offsets (CSR) validation, splitting of packed arrays into per-task slices for rayon, and lists
-//! of indices stored the same way ([`Groups`]).
+//! of indices stored the same way ([`Groups`]), such as the members of each prompt group
+//! ([`group_members`]).
+
+use std::collections::HashMap;
 
 use crate::error::{EngineError, Result};
 
@@ -121,9 +124,55 @@ impl Groups {
     }
 }
 
+/// The sequences of each group of `group_ids`, groups in order of first appearance, members
+/// ascending. One hash lookup per run of equal ids (the responses to one prompt usually sit side
+/// by side), then a counting sort ([`Groups::from_labels`]).
+pub fn group_members(group_ids: &[i64]) -> Groups {
+    let mut slot: HashMap<i64, usize> = HashMap::new();
+    let mut labels = Vec::with_capacity(group_ids.len());
+    for run in group_ids.chunk_by(|a, b| a == b) {
+        let next = slot.len();
+        let g = *slot.entry(run[0]).or_insert(next);
+        labels.extend(std::iter::repeat_n(g, run.len()));
+    }
+    Groups::from_labels(&labels, slot.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn group_members_matches_a_linear_scan(
+            group_ids in prop::collection::vec(-3i64..4, 0..40), sort in any::<bool>()
+        ) {
+            let mut group_ids = group_ids;
+            if sort {
+                group_ids.sort_unstable();
+            }
+            let mut reference: Vec<(i64, Vec<usize>)> = Vec::new();
+            for (i, &id) in group_ids.iter().enumerate() {
+                match reference.iter_mut().find(|(g, _)| *g == id) {
+                    Some((_, members)) => members.push(i),
+                    None => reference.push((id, vec![i])),
+                }
+            }
+            let groups = group_members(&group_ids);
+            let got: Vec<&[usize]> = groups.iter().collect();
+            let want: Vec<&[usize]> = reference.iter().map(|(_, m)| &m[..]).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn group_members_collects_scattered_runs_in_order_of_first_appearance() {
+        let groups = group_members(&[7, 7, 3, 3, 7, 5, 3]);
+        let got: Vec<&[usize]> = groups.iter().collect();
+        assert_eq!(got, vec![&[0, 1, 4][..], &[2, 3, 6][..], &[5][..]]);
+        assert_eq!(group_members(&[]).len(), 0);
+    }
 
     #[test]
     fn valid_offsets_pass() {

@@ -1,4 +1,5 @@
-//! Aggregation of the mini-critics' values per token (AsyPPO §3 step 4).
+//! Aggregation of the mini-critics' values per token (arXiv 2510.01656, Algorithm 1; step 4 of
+//! `docs/algorithm.md`).
 
 use rayon::prelude::*;
 
@@ -30,7 +31,11 @@ pub fn aggregate_values<F: Real>(
     std: &mut [F],
 ) -> Result<()> {
     if n_critics == 0 {
-        return Err(EngineError::range("n_critics", "at least 1", 0));
+        return Err(EngineError::shape(
+            "values",
+            "at least one critic (n_critics >= 1)",
+            "0 rows",
+        ));
     }
     let t = value.len();
     if values.len() != n_critics * t || std.len() != t {

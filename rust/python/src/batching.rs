@@ -38,7 +38,7 @@ pub fn pack_microbatches<'py>(
     Ok(to_arrays(py, parts))
 }
 
-/// Balanced split of sequence indices (exact, else Karmarkar–Karp); see
+/// Balanced split of sequence indices (longest processing time first); see
 /// `asyppo.engine.balanced_partition`.
 #[pyfunction]
 pub fn balanced_partition<'py>(
@@ -48,9 +48,8 @@ pub fn balanced_partition<'py>(
 ) -> PyResult<Vec<Bound<'py, PyArray1<i64>>>> {
     let lengths = borrow::<i64, Ix1>(lengths, "lengths", "a 1-D int64 array")?;
     let lengths = slice(&lengths, "lengths")?;
-    let n = usize::try_from(n_parts).unwrap_or(0);
     let parts = py
-        .detach(|| asyppo_core::batching::balanced_partition(lengths, n))
+        .detach(|| asyppo_core::batching::balanced_partition(lengths, n_parts))
         .into_py_result()?;
     Ok(to_arrays(py, parts))
 }

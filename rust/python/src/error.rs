@@ -25,9 +25,13 @@ pub fn borrow_error(arg: &str, err: BorrowError) -> PyErr {
     PyValueError::new_err(format!("{arg}: array is in use ({err})"))
 }
 
-/// A string option outside its allowed set.
+/// A string option outside its allowed set, listed as Python would print them.
 pub fn choice_error(arg: &str, got: &str, valid: &[&str]) -> PyErr {
-    PyValueError::new_err(format!("{arg}: expected one of {valid:?}, got {got:?}"))
+    let valid: Vec<String> = valid.iter().map(|v| format!("'{v}'")).collect();
+    PyValueError::new_err(format!(
+        "{arg}: expected one of [{}], got '{got}'",
+        valid.join(", ")
+    ))
 }
 
 pub trait IntoPyResult<T> {

@@ -56,15 +56,10 @@ fn run_broadcast<'py, T: Element + Copy + Send + Sync>(
         return Ok(None);
     };
     let values = slice(&arr, "per_seq")?;
-    let n_tokens = offsets.last().copied().unwrap_or(0).max(0) as usize;
-    let out = PyArray1::<T>::zeros(py, n_tokens, false);
-    {
-        let mut o = out.readwrite();
-        let o = slice_mut(&mut o);
-        py.detach(|| asyppo_core::groups::broadcast_to_tokens(values, offsets, o))
-            .into_py_result()?;
-    }
-    Ok(Some(out.into_any()))
+    let out = py
+        .detach(|| asyppo_core::groups::broadcast_to_tokens(values, offsets))
+        .into_py_result()?;
+    Ok(Some(PyArray1::from_vec(py, out).into_any()))
 }
 
 /// Repeat each sequence's value over its tokens; see `asyppo.engine.broadcast_to_tokens`.

@@ -1,8 +1,8 @@
 use asyppo_core::shard::ShardMode;
-use numpy::{Ix1, PyArray2, PyArrayMethods};
+use numpy::{Ix1, PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{borrow, slice, slice_mut};
+use crate::arrays::{borrow, slice};
 use crate::error::{choice_error, IntoPyResult};
 
 /// Boolean `[n_critics, n_seq]` critic-to-sequence assignment; see `asyppo.engine.shard_groups`.
@@ -29,14 +29,10 @@ pub fn shard_groups<'py>(
     };
     let ids = borrow::<i64, Ix1>(group_ids, "group_ids", "a 1-D int64 array")?;
     let ids = slice(&ids, "group_ids")?;
-    let m = usize::try_from(n_critics).unwrap_or(0);
-    let m_rows = if n_critics < 1 { 0 } else { m };
-    let out = PyArray2::<bool>::zeros(py, [m_rows, ids.len()], false);
-    {
-        let mut o = out.readwrite();
-        let o = slice_mut(&mut o);
-        py.detach(|| asyppo_core::shard::shard_groups(ids, m, seed, mode, o))
-            .into_py_result()?;
-    }
-    Ok(out)
+    let out = py
+        .detach(|| asyppo_core::shard::shard_groups(ids, n_critics, seed, mode))
+        .into_py_result()?;
+    // The core checked n_critics; the vector becomes the array's memory, without a copy.
+    let n = ids.len();
+    PyArray1::from_vec(py, out).reshape([n_critics as usize, n])
 }

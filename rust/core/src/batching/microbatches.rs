@@ -1,9 +1,8 @@
 //! [`pack_microbatches`]: micro-batches of sequence indices under a token budget.
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use super::{by_decreasing_length, check_lengths, PackedKey};
+use super::{by_decreasing_length, check_lengths};
 use crate::error::{EngineError, Result};
 use crate::segments::Groups;
 
@@ -16,7 +15,8 @@ use crate::segments::Groups;
 /// prompts are left-padded to `P` and the rest right-padded to `R`, and the summed cost counts
 /// both. Best-fit decreasing (sum) or next-fit over decreasing total lengths (padded); a
 /// sequence longer than the budget gets a micro-batch of its own, and is the only way a budget is
-/// exceeded. Each micro-batch's indices are ascending; micro-batches come in order of creation.
+/// exceeded. Costs are computed in `i128`, so they are exact for any `i64` lengths. Each
+/// micro-batch's indices are ascending; micro-batches come in order of creation.
 ///
 /// Errors: negative length, `prompt_lengths` not of length `n`, `max_tokens < 1`.
 pub fn pack_microbatches(
@@ -44,24 +44,24 @@ pub fn pack_microbatches(
         }
         None => &[],
     };
-    let prompt = |i: usize| prompts.get(i).copied().unwrap_or(0);
-    // What each sequence costs unpadded (no copy without prompts).
-    let totals: Cow<[i64]> = match prompt_lengths {
-        None => Cow::Borrowed(lengths),
-        Some(_) => (0..n)
-            .map(|i| lengths[i].saturating_add(prompt(i)))
-            .collect(),
-    };
+    let prompt = |i: usize| i128::from(prompts.get(i).copied().unwrap_or(0));
+    let length = |i: usize| i128::from(lengths[i]);
+    // The order: by total length, saturated at i64::MAX, where only sequences lie that exceed
+    // every budget alone (and so get micro-batches of their own in any order).
+    let totals: Vec<i64> = (0..n)
+        .map(|i| lengths[i].saturating_add(prompts.get(i).copied().unwrap_or(0)))
+        .collect();
+    let budget = i128::from(max_tokens);
     // The micro-batch of each sequence; micro-batches are numbered in order of creation.
     let mut bin_of = vec![0; n];
     let mut n_bins = 0;
     if padded {
         // The longest prompt and rest of the open micro-batch, and how many it holds.
-        let (mut width_p, mut width_r, mut count) = (0, 0, 0i64);
+        let (mut width_p, mut width_r, mut count) = (0, 0, 0);
         for i in by_decreasing_length(&totals) {
-            let (p, r) = (width_p.max(prompt(i)), width_r.max(lengths[i]));
-            if n_bins == 0 || (count + 1).saturating_mul(p.saturating_add(r)) > max_tokens {
-                (width_p, width_r, count) = (prompt(i), lengths[i], 0);
+            let (p, r) = (width_p.max(prompt(i)), width_r.max(length(i)));
+            if n_bins == 0 || (count + 1) * (p + r) > budget {
+                (width_p, width_r, count) = (prompt(i), length(i), 0);
                 n_bins += 1;
             } else {
                 (width_p, width_r) = (p, r);
@@ -70,55 +70,28 @@ pub fn pack_microbatches(
             bin_of[i] = n_bins - 1;
         }
     } else {
-        let order = by_decreasing_length(&totals);
-        // (room, bin) as one integer key, the room in the high bits: a `u64` when both fit (the
-        // usual case: its comparisons and tree nodes are cheaper than a tuple's), else a `u128`.
-        let bin_bits = usize::BITS - lengths.len().leading_zeros();
-        n_bins = if bin_bits + (64 - max_tokens.leading_zeros()) <= 64 {
-            best_fit::<u64>(&totals, &order, max_tokens, bin_bits, &mut bin_of)
-        } else {
-            best_fit::<u128>(&totals, &order, max_tokens, 64, &mut bin_of)
-        };
+        // Best fit: the open micro-batch with the least room that still holds the sequence, ties
+        // to the lowest; the open ones are a search tree of (room, micro-batch).
+        let mut open: BTreeSet<(i128, usize)> = BTreeSet::new();
+        for i in by_decreasing_length(&totals) {
+            let cost = prompt(i) + length(i);
+            bin_of[i] = match open.range((cost, 0)..).next().copied() {
+                Some((room, b)) => {
+                    open.remove(&(room, b));
+                    open.insert((room - cost, b));
+                    b
+                }
+                None => {
+                    if cost < budget {
+                        open.insert((budget - cost, n_bins));
+                    }
+                    n_bins += 1;
+                    n_bins - 1
+                }
+            };
+        }
     }
     Ok(Groups::from_labels(&bin_of, n_bins))
-}
-
-/// Best-fit over the sequences in `order`: each goes to the open micro-batch with the least room
-/// that still holds it, or opens one; writes `bin_of` and returns the number of micro-batches.
-/// The open ones are a search tree of keys `room << shift | bin`, so the best fit is the first
-/// key from `len << shift` on (ties in room to the lowest bin).
-fn best_fit<K: PackedKey>(
-    lengths: &[i64],
-    order: &[usize],
-    max_tokens: i64,
-    shift: u32,
-    bin_of: &mut [usize],
-) -> usize {
-    let mut open: BTreeSet<K> = BTreeSet::new();
-    let mut n_bins = 0;
-    for &i in order {
-        let len = lengths[i] as u64;
-        // Every room is below `max_tokens`: a longer sequence (whose key would not fit) fits none.
-        let fit = (len <= max_tokens as u64)
-            .then(|| open.range(K::pack(len, 0, shift)..).next().copied())
-            .flatten();
-        bin_of[i] = match fit {
-            Some(key) => {
-                let (room, b) = key.unpack(shift);
-                open.remove(&key);
-                open.insert(K::pack(room - len, b, shift));
-                b
-            }
-            None => {
-                if len < max_tokens as u64 {
-                    open.insert(K::pack(max_tokens as u64 - len, n_bins, shift));
-                }
-                n_bins += 1;
-                n_bins - 1
-            }
-        };
-    }
-    n_bins
 }
 
 #[cfg(test)]
@@ -163,8 +136,17 @@ mod tests {
     }
 
     #[test]
-    fn a_budget_too_wide_for_64_bit_keys_packs_the_same() {
-        // `i64::MAX` leaves no bits for the bin in a `u64` key: the `u128` keys are used.
+    fn lengths_near_2_pow_62_never_overflow_a_budget() {
+        let big = 1i64 << 62;
+        for padded in [false, true] {
+            let bins = pack_microbatches(&[big, big, 1], i64::MAX, padded, Some(&[big, big, 0]));
+            let bins = bins.unwrap();
+            assert_eq!(bins.len(), 3, "padded = {padded}");
+        }
+    }
+
+    #[test]
+    fn the_widest_budget_packs_like_a_narrow_one() {
         let lengths = [5, 3, 2, 9, 1];
         let wide = pack_microbatches(&lengths, i64::MAX, false, None).unwrap();
         assert_eq!(wide.iter().collect::<Vec<_>>(), vec![&[0, 1, 2, 3, 4][..]]);

@@ -1,45 +1,38 @@
 //! [`balanced_partition`]: the split of a batch across data-parallel ranks.
 
-use super::check_lengths;
-use super::differencing::largest_differencing;
-use super::exchange::{exact_split, worth_trying};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::{by_decreasing_length, check_lengths};
 use crate::error::{EngineError, Result};
 use crate::segments::Groups;
 
+/// The most parts [`balanced_partition`] makes (one per data-parallel rank): it bounds the
+/// output before anything is allocated.
+pub const MAX_PARTS: i64 = 1 << 16;
+
 /// Split sequence indices into `n_parts` parts with token sums as equal as possible, e.g. to
-/// give each data-parallel rank the same work. Part indices are ascending; parts are ordered by
-/// decreasing token sum. Deterministic.
+/// give each data-parallel rank the same work: longest processing time first (LPT; Graham 1969,
+/// "Bounds on multiprocessing timing anomalies"): sequences by decreasing length (ties by
+/// index), each to the part with the smallest sum so far (ties to the lowest part).
 ///
-/// Two methods, the cheaper first:
-/// * With many items per part (at least 32, and `(n / k)^2` at least about an eighth of the
-///   longest length, up to 2^20), the exact split (module `exchange`): items dealt round-robin,
-///   then evened out by moving and swapping items, to sums that differ by at most 1, the
-///   smallest spread any split has. O(n) plus O(k) per exchange.
-/// * Otherwise, or when that split finds no exchange, largest differencing (Karmarkar & Karp
-///   1982, k-way), O(n k log n), in module `differencing`.
+/// The spread (max - min part sum) is at most the longest length: the heaviest part was the
+/// lightest when its last sequence joined it. The heaviest part is at most `4/3 - 1/(3 k)`
+/// times the optimum (Graham). Part indices are ascending; parts are ordered by decreasing
+/// token sum (ties by the order they were opened). Deterministic. O(n log n + n log k).
 ///
-/// So the spread is never above the Karmarkar–Karp heuristic's, and is optimal whenever the
-/// first method succeeds (nearly always on rollout batches of thousands of sequences).
-///
-/// Errors: negative length, lengths summing past `i64::MAX`, `n_parts < 1`.
-pub fn balanced_partition(lengths: &[i64], n_parts: usize) -> Result<Groups> {
-    // One vectorised pass: a negative length shows in the sign of the bitwise or, which also
-    // bounds the longest length, and the wrapping sum is exact if n such lengths fit in an i64.
-    let (bits, wrapped) = lengths
-        .iter()
-        .fold((0i64, 0i64), |(or, sum), &l| (or | l, sum.wrapping_add(l)));
-    if bits < 0 {
-        check_lengths("lengths", lengths)?;
+/// Errors: negative length, lengths summing past `i64::MAX`, `n_parts` outside
+/// `[1, MAX_PARTS]`.
+pub fn balanced_partition(lengths: &[i64], n_parts: i64) -> Result<Groups> {
+    check_lengths("lengths", lengths)?;
+    if !(1..=MAX_PARTS).contains(&n_parts) {
+        return Err(EngineError::range(
+            "n_parts",
+            format!("an integer in [1, {MAX_PARTS}]"),
+            n_parts,
+        ));
     }
-    if n_parts < 1 {
-        return Err(EngineError::range("n_parts", "at least 1", n_parts));
-    }
-    let n = lengths.len();
-    let total = if bits as u128 * n as u128 <= i64::MAX as u128 {
-        wrapped as u128
-    } else {
-        lengths.iter().map(|&l| l as u128).sum()
-    };
+    let total: u128 = lengths.iter().map(|&l| l as u128).sum();
     if total > i64::MAX as u128 {
         return Err(EngineError::range(
             "lengths",
@@ -47,12 +40,24 @@ pub fn balanced_partition(lengths: &[i64], n_parts: usize) -> Result<Groups> {
             total,
         ));
     }
-    if worth_trying(n, n_parts, bits) {
-        if let Some(parts) = exact_split(lengths, n_parts, total as i64, bits) {
-            return Ok(parts);
-        }
+    let k = n_parts as usize;
+    // The lightest part on top: (sum, part) in a min-heap.
+    let mut parts: BinaryHeap<Reverse<(i64, usize)>> = (0..k).map(|p| Reverse((0, p))).collect();
+    let mut part_of = vec![0; lengths.len()];
+    for i in by_decreasing_length(lengths) {
+        let Reverse((sum, p)) = parts.pop().expect("k >= 1 parts");
+        part_of[i] = p;
+        parts.push(Reverse((sum + lengths[i], p)));
     }
-    Ok(largest_differencing(lengths, n_parts, total))
+    // Renumber the parts by decreasing sum.
+    let mut by_sum: Vec<(i64, usize)> = parts.into_iter().map(|Reverse(x)| x).collect();
+    by_sum.sort_unstable_by_key(|&(sum, p)| (Reverse(sum), p));
+    let mut rank = vec![0; k];
+    for (r, &(_, p)) in by_sum.iter().enumerate() {
+        rank[p] = r;
+    }
+    part_of.iter_mut().for_each(|p| *p = rank[*p]);
+    Ok(Groups::from_labels(&part_of, k))
 }
 
 #[cfg(test)]
@@ -60,65 +65,67 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn spread(lengths: &[i64], parts: &Groups) -> i64 {
-        let sums: Vec<i64> = parts
+    fn sums(lengths: &[i64], parts: &Groups) -> Vec<i64> {
+        parts
             .iter()
             .map(|p| p.iter().map(|&i| lengths[i]).sum())
-            .collect();
-        sums.iter().max().unwrap() - sums.iter().min().unwrap()
+            .collect()
+    }
+
+    /// The same rule, written as a scan over the parts for every sequence.
+    fn reference(lengths: &[i64], k: usize) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..lengths.len()).collect();
+        order.sort_by_key(|&i| (Reverse(lengths[i]), i));
+        let mut parts: Vec<(i64, Vec<usize>)> = vec![(0, vec![]); k];
+        for i in order {
+            let p = (0..k).min_by_key(|&p| (parts[p].0, p)).unwrap();
+            parts[p].0 += lengths[i];
+            parts[p].1.push(i);
+        }
+        let mut numbered: Vec<(usize, (i64, Vec<usize>))> = parts.into_iter().enumerate().collect();
+        numbered.sort_by_key(|(p, (sum, _))| (Reverse(*sum), *p));
+        numbered
+            .into_iter()
+            .map(|(_, (_, mut items))| {
+                items.sort_unstable();
+                items
+            })
+            .collect()
     }
 
     proptest! {
         #[test]
-        fn partition_covers_once_and_beats_round_robin_bound(
-            lengths in prop::collection::vec(0i64..1000, 0..100), k in 1usize..6
+        fn partition_is_lpt_covers_once_and_spreads_at_most_the_longest(
+            lengths in prop::collection::vec(0i64..1000, 0..100), k in 1i64..9
         ) {
             let parts = balanced_partition(&lengths, k).unwrap();
-            prop_assert_eq!(parts.len(), k);
-            let mut seen = parts.members.clone();
-            seen.sort_unstable();
-            prop_assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
-            // Neither method leaves a spread above the largest item.
-            prop_assert!(spread(&lengths, &parts) <= lengths.iter().copied().max().unwrap_or(0));
-        }
-
-        #[test]
-        fn partition_is_optimal_or_largest_differencing(
-            lengths in prop::collection::vec(0i64..2000, 0..400), k in 1usize..6
-        ) {
-            let parts = balanced_partition(&lengths, k).unwrap();
-            let total = lengths.iter().map(|&l| l as u128).sum();
-            let differencing = largest_differencing(&lengths, k, total);
-            let s = spread(&lengths, &parts);
-            prop_assert!(s <= spread(&lengths, &differencing));
-            prop_assert!(s <= 1 || parts == differencing);
+            let got: Vec<Vec<usize>> = parts.iter().map(|p| p.to_vec()).collect();
+            prop_assert_eq!(got, reference(&lengths, k as usize));
+            let s = sums(&lengths, &parts);
+            prop_assert!(s.windows(2).all(|w| w[0] >= w[1]));
+            prop_assert!(s[0] - s[s.len() - 1] <= lengths.iter().copied().max().unwrap_or(0));
         }
     }
 
     #[test]
-    fn lengths_past_the_table_take_largest_differencing() {
-        let mut lengths: Vec<i64> = (0..512).map(|i| 1 + (i * 7919) % 4000).collect();
-        lengths[0] = 1 << 21;
-        let total = lengths.iter().map(|&l| l as u128).sum();
+    fn lengths_near_the_limit_partition_and_overflow_is_refused() {
+        let parts = balanced_partition(&[1 << 61, 1 << 61, 1 << 61, 3], 2).unwrap();
         assert_eq!(
-            balanced_partition(&lengths, 4).unwrap(),
-            largest_differencing(&lengths, 4, total)
-        );
-    }
-
-    #[test]
-    fn lengths_too_long_for_64_bit_keys_partition_the_same() {
-        // Sums near 2^62 leave no bits for the order in a `u64` key: the `u128` keys are used.
-        // Scaling every length scales every spread, so the merges are the same.
-        let narrow = [4, 3, 4, 5, 2];
-        let wide = balanced_partition(&narrow.map(|l| l << 58), 2).unwrap();
-        let narrow = balanced_partition(&narrow, 2).unwrap();
-        assert_eq!(
-            wide.iter().collect::<Vec<_>>(),
-            narrow.iter().collect::<Vec<_>>()
+            parts.iter().collect::<Vec<_>>(),
+            vec![&[0, 2][..], &[1, 3][..]]
         );
         let err = balanced_partition(&[i64::MAX, 1], 2).unwrap_err();
         assert!(err.to_string().starts_with("lengths"));
+    }
+
+    #[test]
+    fn part_counts_outside_the_range_are_refused() {
+        for k in [0, -3, MAX_PARTS + 1, 1 << 31] {
+            let err = balanced_partition(&[1, 2], k).unwrap_err();
+            assert!(err
+                .to_string()
+                .starts_with("n_parts: expected an integer in"));
+        }
     }
 
     #[test]

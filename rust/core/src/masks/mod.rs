@@ -1,4 +1,5 @@
-//! Critic-disagreement percentile masks (AsyPPO §3 step 6).
+//! Critic-disagreement percentile masks (arXiv 2510.01656, equation 5; step 6 of
+//! `docs/algorithm.md`).
 //!
 //! Within a scope of `n` tokens, the `floor(low * n)` tokens of lowest critic std lose their
 //! advantage (`adv_keep = false`) and the `floor(high * n)` tokens of highest std leave the
@@ -22,8 +23,8 @@ use rayon::prelude::*;
 use crate::dispatch::avx2_dispatch;
 use crate::error::{EngineError, Result};
 use crate::real::{check_finite, check_unit_range, Real};
+use crate::segments::group_members;
 use crate::segments::validate_offsets;
-use crate::shard::group_members;
 
 /// Over which tokens the percentiles are counted.
 #[derive(Debug, Clone, Copy)]
