@@ -9,7 +9,7 @@ from __future__ import annotations
 from asyppo.models.actor import load_actor
 from asyppo.models.config import ModelConfig
 from asyppo.models.critic import ValueModel, load_critic, position_ids_from_mask
-from asyppo.models.loading import DTYPES, resolve_dtype
+from asyppo.models.loading import DTYPES, context_length, read_model_config, resolve_dtype
 from asyppo.models.tokenizer import check_same_tokenizer, load_tokenizer
 
 __all__ = [
@@ -17,9 +17,11 @@ __all__ = [
     "ModelConfig",
     "ValueModel",
     "check_same_tokenizer",
+    "context_length",
     "load_actor",
     "load_critic",
     "load_tokenizer",
     "position_ids_from_mask",
+    "read_model_config",
     "resolve_dtype",
 ]

@@ -30,9 +30,10 @@ def load_actor(
     also when gradient checkpointing takes effect.
 
     Raises:
-        FileNotFoundError: ``path`` is not an HF model directory.
-        ValueError: bad ``dtype`` / ``device``, a weight missing from the checkpoint, or
-            gradient checkpointing requested for a model that does not support it.
+        FileNotFoundError: ``path`` is not an HF model directory, or holds no weights.
+        ValueError: bad ``dtype`` / ``device``; a broken ``config.json`` or weights file; a
+            checkpoint that does not match the architecture (missing, unused or reshaped
+            weights, listed); gradient checkpointing requested for a model that does not support it.
     """
     model_dir = require_model_dir(path, what="actor")
     model = load_pretrained_checked(

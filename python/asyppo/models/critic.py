@@ -16,17 +16,20 @@ float32 whatever the backbone dtype, and values are returned in float32.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 
 from asyppo.models.loading import (
     enable_gradient_checkpointing,
     load_pretrained_checked,
     quiet_transformers,
+    read_model_config,
     require_model_dir,
     resolve_device,
     resolve_dtype,
@@ -136,6 +139,26 @@ class ValueModel(nn.Module):
         )
 
 
+def dropped_by_critic(layers_kept: int | None) -> Callable[[PreTrainedModel, str], bool]:
+    """Which unused checkpoint keys a critic backbone leaves out on purpose: heads of another task
+    (an LM head, a score head: anything outside the backbone's own modules) and, with
+    ``init_from_actor``, the actor's layers from ``layers_kept`` on. An unused key inside the
+    backbone's own modules (e.g. a layer's ``q_norm`` under the wrong config) is not expected."""
+
+    def expected(model: PreTrainedModel, key: str) -> bool:
+        prefix = f"{model.base_model_prefix}."
+        child, _, tail = (key[len(prefix) :] if key.startswith(prefix) else key).partition(".")
+        modules = dict(model.named_children())
+        if child not in modules:
+            return True
+        if layers_kept is not None and isinstance(modules[child], nn.ModuleList):
+            index = tail.partition(".")[0]
+            return index.isdigit() and int(index) >= layers_kept
+        return False
+
+    return expected
+
+
 def load_critic(
     path: str | Path,
     *,
@@ -156,14 +179,14 @@ def load_critic(
             layers ``0..N-1`` and the final norm, copied from the actor checkpoint in ``path``).
 
     Raises:
-        FileNotFoundError: ``path`` is not an HF model directory.
-        ValueError: bad ``dtype`` / ``device`` / ``init_from_actor``, or a backbone weight missing.
+        FileNotFoundError: ``path`` is not an HF model directory, or holds no weights.
+        ValueError: bad ``dtype`` / ``device`` / ``init_from_actor``; a broken ``config.json``,
+            weights or value head file; a checkpoint that does not match the architecture
+            (`load_pretrained_checked`).
     """
     model_dir = require_model_dir(path, what="critic")
-    config = None
+    config = read_model_config(model_dir, what="critic")
     if init_from_actor is not None:
-        with quiet_transformers():
-            config = AutoConfig.from_pretrained(str(model_dir))
         n_layers = int(config.num_hidden_layers)
         valid = isinstance(init_from_actor, int) and not isinstance(init_from_actor, bool)
         if not valid or not 1 <= init_from_actor <= n_layers:
@@ -182,13 +205,18 @@ def load_critic(
         dtype=resolve_dtype(dtype),
         config=config,
         attn_implementation=attn_implementation,
+        expected_unused=dropped_by_critic(init_from_actor),
     )
     head = None
     head_file = model_dir / VALUE_HEAD_FILE
     if head_file.is_file() and init_from_actor is None:
         head = nn.Linear(int(backbone.config.hidden_size), 1, dtype=torch.float32)
         try:
-            head.load_state_dict(load_file(str(head_file)))
+            head_state = load_file(str(head_file))
+        except (SafetensorError, OSError) as exc:
+            raise ValueError(f"critic: {head_file} is not a valid safetensors file ({exc})") from None
+        try:
+            head.load_state_dict(head_state)
         except RuntimeError as exc:
             raise ValueError(f"critic: {head_file} does not fit this backbone: {exc}") from None
     if gradient_checkpointing:
