@@ -111,7 +111,7 @@ def test_bad_parquet_row_names_row_number(tmp_path: Path) -> None:
         pa.Table.from_pylist([{"prompt": "a", "answer": "1"}, {"prompt": "b", "answer": None}]),
         path,
     )
-    with pytest.raises(ValueError, match=r"p\.parquet row 1: missing field 'answer'"):
+    with pytest.raises(ValueError, match=r"p\.parquet row 1: field 'answer' is null"):
         load_prompts(path)
 
 
@@ -153,3 +153,23 @@ def test_json_array_file_loads_and_names_rows(tmp_path: Path) -> None:
         load_prompts(path)
     path.write_text(json.dumps(ROWS, indent=2))
     assert [r.answer for r in load_prompts(path)] == ["2", "4", "6"]
+
+
+def test_a_null_field_is_called_null_not_missing(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "n.jsonl", [json.dumps(ROWS[0]), json.dumps({"prompt": "1+1=", "answer": None})])
+    with pytest.raises(ValueError, match=r"^.*n\.jsonl:2: field 'answer' is null$"):
+        load_prompts(path)
+
+
+def test_non_utf8_jsonl_names_file_line_and_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(json.dumps(ROWS[0]).encode() + b'\n{"prompt": "caf\xe9", "answer": "1"}\n')
+    with pytest.raises(ValueError, match=r"latin1\.jsonl:2: not valid UTF-8 \(byte 0xe9 at column 16\)"):
+        load_prompts(path)
+
+
+def test_non_utf8_json_array_names_file_line_and_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.json"
+    path.write_bytes(b'[\n{"prompt": "1+1=", "answer": "2"},\n{"prompt": "\xff", "answer": "1"}\n]\n')
+    with pytest.raises(ValueError, match=r"latin1\.json:3: not valid UTF-8 \(byte 0xff at column 13\)"):
+        load_prompts(path)

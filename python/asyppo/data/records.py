@@ -76,9 +76,11 @@ def make_record(
             f"{where}: expected an object with fields {prompt_key!r} and {answer_key!r}, got {type(row).__name__}"
         )
     for key in (prompt_key, answer_key):
-        if key not in row or row[key] is None:
+        if key not in row:
             present = ", ".join(map(repr, row)) or "none"
             raise ValueError(f"{where}: missing field {key!r} (fields present: {present})")
+        if row[key] is None:
+            raise ValueError(f"{where}: field {key!r} is null")
     return PromptRecord(
         index=index,
         prompt=_check_prompt(row[prompt_key], where, prompt_key),
@@ -88,17 +90,33 @@ def make_record(
 
 
 def _starts_with_array(path: Path) -> bool:
-    with path.open(encoding="utf-8") as f:
+    with path.open("rb") as f:
         head = f.read(4096).lstrip()
-    return head.startswith("[")
+    return head.startswith(b"[")
+
+
+def _decode(data: bytes, where: str, *, line_of: bool) -> str:
+    """``data`` as UTF-8; a ValueError naming ``where`` (and, with ``line_of``, the line and
+    column of the bad byte within ``data``) when it is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        at = f"{where}:{line}" if line_of else where
+        raise ValueError(
+            f"{at}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {column}); "
+            "prompt files must be UTF-8 text"
+        ) from None
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            where = f"{path}:{line_no}"
+            line = _decode(raw, where, line_of=False)
             if not line.strip():
                 continue
-            where = f"{path}:{line_no}"
             try:
                 yield where, json.loads(line)
             except json.JSONDecodeError as exc:
@@ -109,7 +127,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
 
 def _json_array_rows(path: Path) -> Iterator[tuple[str, Any]]:
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        rows = json.loads(_decode(path.read_bytes(), str(path), line_of=True))
     except json.JSONDecodeError as exc:
         raise ValueError(
             f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})"
