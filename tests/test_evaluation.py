@@ -1,14 +1,24 @@
-"""Specification of pass@k and avg@k, against a brute-force enumeration of k-subsets."""
+"""Specification of pass@k and avg@k, against a brute-force enumeration of k-subsets; and the
+``eval`` command's arguments (no ``nan%`` for ``--k 0``, no silent default for
+``--max-new-tokens 0``)."""
 
 from __future__ import annotations
 
 import itertools
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from asyppo.__main__ import main
+from asyppo.config import load_train_config
 from asyppo.evaluation import avg_at_k, pass_at_k, sample_metrics
+from asyppo.trainer.report import evaluate_model
 from hypothesis import given
 from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).parent / "trainer"))
+from trainer_assets import build_assets  # noqa: E402
 
 
 def brute_force_pass_at_k(n: int, c: int, k: int) -> float:
@@ -62,3 +72,28 @@ def test_sample_metrics_rejects_wrong_shapes() -> None:
         sample_metrics(np.array([True, False]))
     with pytest.raises(ValueError, match="need 1 <= k <= n_samples=2"):
         sample_metrics(np.zeros((3, 2), dtype=bool), k=3)
+
+
+# -- `python -m asyppo eval` ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--k", "0"), ("--k", "-2"), ("--max-new-tokens", "0")])
+def test_eval_refuses_a_count_below_one_before_loading_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    # The model directory does not even exist: the arguments are checked first.
+    args = ["eval", "--model", str(tmp_path / "none"), "--data", str(tmp_path / "none.jsonl"), flag, value]
+    assert main(args) == 1
+    assert f"error: eval: {flag} " in (err := capsys.readouterr().err) and f"must be >= 1, got {value}" in err
+
+
+def test_eval_with_k_1_prints_greedy_only_and_honours_max_new_tokens(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assets = build_assets(tmp_path)
+    cfg = load_train_config(None, ["reward.verifier=exact"])
+    results = evaluate_model(cfg, assets.actor, [str(assets.eval)], k=1, temperature=1.0, max_new_tokens=1)
+    (metrics,) = results.values()
+    assert set(metrics) == {"eval/accuracy", "eval/response_length"} and metrics["eval/response_length"] <= 1
+    out = capsys.readouterr().out
+    assert "prompts | greedy" in out and "avg@" not in out and "nan" not in out

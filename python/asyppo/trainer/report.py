@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from asyppo import data, observability
 from asyppo.config.schema import TrainConfig
-from asyppo.models import load_actor, load_tokenizer
+from asyppo.models import context_length, load_actor, load_tokenizer, read_model_config
 from asyppo.runtime import InlineRuntime
 from asyppo.trainer.evaluate import evaluate
 from asyppo.trainer.loop import RunResult
@@ -48,7 +46,20 @@ def evaluate_model(
     temperature: float,
     max_new_tokens: int | None,
 ) -> dict[str, dict[str, float]]:
-    """Greedy accuracy, avg@k and pass@k of the causal LM in ``model_dir`` on each file; printed."""
+    """Greedy accuracy (and, with ``k > 1``, avg@k and pass@k) of the causal LM in ``model_dir`` on
+    each file; printed. ``max_new_tokens`` None means ``rollout.max_new_tokens``; prompts longer
+    than ``data.max_prompt_tokens`` (default: the model's context minus the response budget) are
+    handled as ``data.long_prompts`` says. ValueError for ``k`` or ``max_new_tokens`` below 1."""
+    if k < 1:
+        raise ValueError(f"eval: --k (samples per prompt) must be >= 1, got {k}")
+    if max_new_tokens is not None and max_new_tokens < 1:
+        raise ValueError(f"eval: --max-new-tokens must be >= 1, got {max_new_tokens}")
+    budget = cfg.rollout.max_new_tokens if max_new_tokens is None else max_new_tokens
+    limit = data.prompt_token_limit(
+        cfg.data.max_prompt_tokens,
+        context_length=context_length(read_model_config(model_dir, what="eval --model")),
+        max_new_tokens=budget,
+    )
     tokenizer = load_tokenizer(model_dir)
     runtime = InlineRuntime()
     rollout = runtime.spawn(
@@ -59,19 +70,29 @@ def evaluate_model(
     results: dict[str, dict[str, float]] = {}
     sizes: dict[str, int] = {}
     for path in data_files:
-        records = data.load_prompts(path, prompt_key=cfg.data.prompt_key, answer_key=cfg.data.answer_key)
-        texts = [data.render_prompt(tokenizer, r.prompt, system_prompt=cfg.data.system_prompt) for r in records]
-        ids = [list(t) for t in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        encoded = data.encode_prompts(
+            tokenizer,
+            data.load_prompts(path, prompt_key=cfg.data.prompt_key, answer_key=cfg.data.answer_key),
+            system_prompt=cfg.data.system_prompt,
+            max_prompt_tokens=limit,
+            long_prompts=cfg.data.long_prompts,
+            what=path,
+        )
+        records = encoded.records
         metrics = evaluate(
-            rollout, reward, ids, [r.answer for r in records],
-            max_new_tokens=max_new_tokens or cfg.rollout.max_new_tokens, k=k, temperature=temperature,
+            rollout, reward, [encoded.token_ids[r.index] for r in records], [r.answer for r in records],
+            max_new_tokens=budget, k=k, temperature=temperature,
         )
         results[path] = metrics
         sizes[path] = len(records)
-    rows = [("dataset", f"prompts | greedy | avg@{k} | pass@{k}")]
+    # avg@k and pass@k are sampled only for k > 1 (avg@1 would be one sample per prompt).
+    columns = {"greedy": "eval/accuracy"}
+    if k > 1:
+        columns.update({f"avg@{k}": f"eval/avg@{k}", f"pass@{k}": f"eval/pass@{k}"})
+    rows = [("dataset", " | ".join(["prompts", *columns]))]
     for path, metrics in results.items():
-        cells = [metrics.get(name, np.nan) for name in ("eval/accuracy", f"eval/avg@{k}", f"eval/pass@{k}")]
-        rows.append((path,  f"{sizes[path]} | " + " | ".join(f"{100 * c:.1f}%" for c in cells)))
+        cells = [str(sizes[path]), *(_percent(metrics.get(name)) for name in columns.values())]
+        rows.append((path, " | ".join(cells)))
     observability.print_summary(rows)
     runtime.shutdown()
     return results
