@@ -4,9 +4,12 @@ that cannot both hold, seeds numpy cannot take."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from asyppo.config import ConfigError, load_train_config
+from asyppo.config.loader import load_config
+from pydantic import BaseModel
 
 
 def test_a_duplicate_yaml_key_is_an_error_naming_both_lines(tmp_path: Path) -> None:
@@ -65,3 +68,17 @@ def test_a_seed_outside_numpys_range_is_refused(seed: int) -> None:
 def test_the_extreme_valid_seeds_load() -> None:
     assert load_train_config(None, [f"trainer.seed={2**32 - 1}"]).trainer.seed == 2**32 - 1
     assert load_train_config(None, ["trainer.seed=0"]).trainer.seed == 0
+
+
+def test_an_int_literal_refuses_a_boolean_too() -> None:
+    # true == 1 in Python, so a Literal[0, 1] field would take it as 1.
+    class Section(BaseModel):
+        level: Literal[0, 1] = 0
+        flag: Literal[True, "auto"] = "auto"
+
+    class Root(BaseModel):
+        section: Section = Section()
+
+    with pytest.raises(ConfigError, match="section.level: expected a number, not a boolean"):
+        load_config(Root, None, ["section.level=true"])
+    assert load_config(Root, None, ["section.flag=true"]).section.flag is True
