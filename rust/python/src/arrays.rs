@@ -8,6 +8,41 @@ use pyo3::prelude::*;
 
 use crate::error::{borrow_error, layout_error, type_error};
 
+/// `ValueError` naming `arg` if an output of `elements` items of `T` would not fit in this
+/// machine's physical memory. Checked before a kernel allocates an output whose size is not
+/// bounded by its inputs' (`shard_groups`' `[M, N]`, `broadcast_to_tokens`' `[T]`): with
+/// overcommit, such an allocation can be granted and the process killed when it is filled.
+pub fn check_fits<T>(arg: &str, elements: u128) -> PyResult<()> {
+    let bytes = elements.saturating_mul(std::mem::size_of::<T>() as u128);
+    let memory = physical_memory();
+    if bytes <= memory {
+        return Ok(());
+    }
+    Err(pyo3::exceptions::PyValueError::new_err(format!(
+        "{arg}: expected an output that fits in memory ({memory} bytes), got {elements} elements \
+         of {} bytes",
+        std::mem::size_of::<T>()
+    )))
+}
+
+/// Physical memory in bytes (`sysconf`), or `u128::MAX` where it cannot be read.
+fn physical_memory() -> u128 {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf only reads configuration values.
+        let (pages, page_size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        if pages > 0 && page_size > 0 {
+            return pages as u128 * page_size as u128;
+        }
+    }
+    u128::MAX
+}
+
 /// How an object that is not the expected array is described in a `TypeError`.
 pub fn describe(obj: &Bound<'_, PyAny>) -> String {
     match obj.cast::<PyUntypedArray>() {

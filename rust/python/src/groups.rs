@@ -3,7 +3,7 @@ use asyppo_core::Real;
 use numpy::{Element, Ix1, PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{borrow, describe, floats, slice, slice_mut, try_borrow, Floats};
+use crate::arrays::{borrow, check_fits, describe, floats, slice, slice_mut, try_borrow, Floats};
 use crate::error::{choice_error, type_error, IntoPyResult};
 
 fn run_group<'py, F: Real + Element>(
@@ -56,6 +56,8 @@ fn run_broadcast<'py, T: Element + Copy + Send + Sync>(
         return Ok(None);
     };
     let values = slice(&arr, "per_seq")?;
+    let n_tokens = offsets.last().map_or(0, |&last| last.max(0) as u128);
+    check_fits::<T>("offsets", n_tokens)?;
     let out = py
         .detach(|| asyppo_core::groups::broadcast_to_tokens(values, offsets))
         .into_py_result()?;

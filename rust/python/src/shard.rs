@@ -2,7 +2,7 @@ use asyppo_core::shard::ShardMode;
 use numpy::{Ix1, PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{borrow, slice};
+use crate::arrays::{borrow, check_fits, slice};
 use crate::error::{choice_error, IntoPyResult};
 
 /// Boolean `[n_critics, n_seq]` critic-to-sequence assignment; see `asyppo.engine.shard_groups`.
@@ -29,6 +29,9 @@ pub fn shard_groups<'py>(
     };
     let ids = borrow::<i64, Ix1>(group_ids, "group_ids", "a 1-D int64 array")?;
     let ids = slice(&ids, "group_ids")?;
+    // The core refuses counts outside [1, MAX_CRITICS]; within them this is the output size.
+    let rows = n_critics.clamp(0, asyppo_core::shard::MAX_CRITICS) as u128;
+    check_fits::<bool>("n_critics", rows * ids.len() as u128)?;
     let out = py
         .detach(|| asyppo_core::shard::shard_groups(ids, n_critics, seed, mode))
         .into_py_result()?;
