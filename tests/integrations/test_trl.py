@@ -170,3 +170,18 @@ def test_critic_estimators_and_unknown_losses_are_refused(tmp_path: Path) -> Non
         make_trainer(tmp_path, AlgoConfig(name="asyppo"))
     with pytest.raises(ValueError, match="loss: expected"):
         make_trainer(tmp_path, loss="mine")
+
+
+def test_key_map_names_real_fields_on_both_sides(tmp_path: Path) -> None:
+    """Every GRPOConfig field in the map exists in trl, every asyppo key in docs/config.md."""
+    import re
+
+    from asyppo.integrations.trl import GRPO_CONFIG_TO_ASYPPO
+
+    config_doc = (Path(__file__).parents[2] / "docs" / "config.md").read_text()
+    grpo = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    for trl_side, ours in GRPO_CONFIG_TO_ASYPPO.items():
+        field = trl_side.split("=")[0]
+        assert hasattr(grpo, field), f"GRPOConfig has no field {field!r}"
+        for key in re.findall(r"\b(?:algo|rollout|actor|trainer|reward)\.[a-z_.]+[a-z_]", ours):
+            assert f"`{key}`" in config_doc, f"docs/config.md has no key {key!r}"

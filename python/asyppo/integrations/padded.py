@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -24,58 +25,68 @@ class Packing:
 
     Attributes:
         mask: bool ``[B, L]`` on the CPU.
+        index: int64 ``[T]``; the flat (row-major) positions of the masked tokens, in order.
         offsets: int64 ``[B+1]``; row ``b``'s masked tokens are packed ``[offsets[b], offsets[b+1])``.
-        next_index: int64 ``[B, L]``; for every position, the packed index of the first masked
-            token at or after it in the same row, or ``-1`` if there is none.
+        prefix: every row's masked tokens are its first ones (no gaps, as in single-turn data).
     """
 
     mask: torch.Tensor
+    index: torch.Tensor
     offsets: torch.Tensor
-    next_index: torch.Tensor
+    prefix: bool
 
     @classmethod
     def of(cls, response_mask: torch.Tensor) -> Packing:
         """The packing of ``response_mask`` (``[B, L]``; bool or numbers, nonzero = masked in).
 
-        ``next_index = offsets[b] + (masked tokens before the position in its row)`` where that
-        count is below the row's length, else ``-1``.
+        ``prefix`` is checked in O(B): masked positions increase within a row, so a row of ``n``
+        masked tokens is a prefix exactly when the first is column 0 and the last column ``n-1``.
         """
         if not isinstance(response_mask, torch.Tensor) or response_mask.dim() != 2:
             shape = tuple(getattr(response_mask, "shape", ()))
             raise ValueError(f"response_mask: expected a [B, L] tensor, got shape {shape}")
-        mask = response_mask.detach().to("cpu") != 0
-        counts = mask.to(torch.int64)
-        before = torch.cumsum(counts, dim=1) - counts  # masked tokens strictly before, per row
-        lengths = counts.sum(dim=1)
-        offsets = torch.zeros(mask.shape[0] + 1, dtype=torch.int64)
+        mask = response_mask.detach().to("cpu")
+        mask = (mask if mask.dtype == torch.bool else mask != 0).contiguous()
+        rows, cols = mask.shape
+        index = mask.view(-1).nonzero().squeeze(1)
+        lengths = torch.from_numpy(np.count_nonzero(mask.numpy(), axis=1).astype(np.int64))
+        offsets = torch.zeros(rows + 1, dtype=torch.int64)
         torch.cumsum(lengths, dim=0, out=offsets[1:])
-        inside = before < lengths[:, None]
-        next_index = torch.where(inside, offsets[:-1, None] + before, -1)
-        return cls(mask, offsets, next_index)
+        filled = lengths > 0
+        row_start = torch.arange(rows, dtype=torch.int64)[filled] * cols
+        first, last = index[offsets[:-1][filled]], index[offsets[1:][filled] - 1]
+        prefix = bool(torch.equal(first, row_start) and torch.equal(last, row_start + lengths[filled] - 1))
+        return cls(mask, index, offsets, prefix)
 
     @property
     def n_tokens(self) -> int:
         """``T``, the number of masked tokens."""
-        return int(self.offsets[-1])
+        return int(self.index.shape[0])
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, L]`` -> ``[T]``: the masked entries of ``x`` (CPU), row by row."""
-        return x.detach().to("cpu")[self.mask]
+        """``[..., B, L]`` -> ``[..., T]``: the masked entries of ``x`` (CPU), row by row."""
+        flat = x.detach().to("cpu").reshape(*x.shape[:-2], -1)
+        return flat.index_select(-1, self.index)
 
     def scatter(self, packed: torch.Tensor) -> torch.Tensor:
-        """``[T]`` -> ``[B, L]``: ``packed`` at the masked positions, 0 elsewhere."""
-        out = packed.new_zeros(self.mask.shape)
-        out[self.mask] = packed
-        return out
+        """``[T]`` -> ``[B, L]``: ``packed`` at the masked positions, 0 (False) elsewhere."""
+        out = packed.new_zeros(self.mask.numel())
+        out.index_copy_(0, self.index, packed)
+        return out.view(self.mask.shape)
 
     def carry_back(self, packed: torch.Tensor) -> torch.Tensor:
         """``[T]`` -> ``[B, L]``: every position takes the value of the next masked token of its
         row (itself when masked), 0 after the row's last masked token.
 
         This is what a backward scan that leaves its running value unchanged at masked-out
-        positions produces there (verl's GAE).
+        positions produces there (verl's GAE). For prefix masks it is :meth:`scatter`; otherwise
+        the next masked token of position ``(b, j)`` is packed at ``offsets[b] + (masked tokens
+        before column j in row b)``, if that is still in row ``b``.
         """
-        if packed.numel() == 0:
-            return packed.new_zeros(self.mask.shape)
-        gathered = packed[self.next_index.clamp(min=0)]
-        return torch.where(self.next_index >= 0, gathered, packed.new_zeros(()))
+        if self.prefix or packed.numel() == 0:
+            return self.scatter(packed)
+        counts = self.mask.to(torch.int64)
+        before = torch.cumsum(counts, dim=1) - counts
+        inside = before < counts.sum(dim=1, keepdim=True)
+        gathered = packed[(self.offsets[:-1, None] + before).clamp(max=packed.numel() - 1)]
+        return torch.where(inside, gathered, packed.new_zeros(()))

@@ -29,11 +29,12 @@ from trl import GRPOTrainer
 from asyppo import engine
 from asyppo.algos import AlgoConfig, LossNormalizer, PolicyLossInputs, compute_policy_loss
 
-#: ``GRPOConfig`` field -> the asyppo config key that plays its part (``docs/config.md``).
-#: A value in parentheses is a fixed behaviour of asyppo rather than a key.
+#: ``GRPOConfig`` field (``=value`` where the value decides) -> the asyppo config key that plays
+#: its part (``docs/config.md``). A value in parentheses is a fixed behaviour of asyppo, not a key.
 GRPO_CONFIG_TO_ASYPPO: dict[str, str] = {
     "num_generations": "rollout.n",
-    "max_completion_length": "rollout.max_new_tokens",
+    "generation_batch_size": "rollout.prompts_per_step x rollout.n",
+    "max_completion_length": "rollout.max_new_tokens (and algo.loss_agg_constant for Dr.GRPO)",
     "temperature": "rollout.temperature",
     "top_p": "rollout.top_p",
     "learning_rate": "actor.optim.lr",
@@ -42,13 +43,14 @@ GRPO_CONFIG_TO_ASYPPO: dict[str, str] = {
     "epsilon_high": "algo.clip_high",
     "delta": "(none: asyppo's dual clip algo.clip_c bounds negative advantages instead)",
     "num_iterations": "trainer.ppo_epochs",
+    "entropy_coef": "algo.entropy_coef",
     "scale_rewards='group'": "algo.adv_estimator=grpo",
     "scale_rewards='none'": "algo.adv_estimator=drgrpo",
     "loss_type='grpo'": "algo.loss_agg=seq-mean-token-mean",
     "loss_type='bnpo' / 'dapo'": "algo.loss_agg=token-mean",
     "loss_type='dr_grpo'": "algo.loss_agg=seq-mean-token-sum-norm",
-    "mask_truncated_completions": "reward.truncated_score",
-    "reward_weights": "(one reward per response: combine reward functions in reward.user_fn)",
+    "mask_truncated_completions": "(none: reward.truncated_score scores truncated responses instead)",
+    "reward_weights": "reward.user_weight (the verifier's score plus one weighted reward.user_fn)",
 }
 
 #: ``algo.adv_estimator`` values the engine computes from group rewards alone.

@@ -333,7 +333,7 @@ def asyppo_advantages(
     if mask_scope == "group" and index is None:
         raise ValueError("index: mask_scope='group' needs the [B] group ids, got None")
     dtype = _compute_dtype(token_level_rewards, values)
-    per_critic = values.detach().to("cpu", dtype)[:, packing.mask]  # [M, T]
+    per_critic = packing.pack(values).to(dtype)  # [M, T]
     value, std = engine.aggregate_values(per_critic, how=value_agg)
     adv, ret = engine.gae(
         packing.pack(token_level_rewards).to(dtype),
