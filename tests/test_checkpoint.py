@@ -259,8 +259,10 @@ def test_bad_module_name_is_rejected(tmp_path: Path) -> None:
 
 
 def test_meta_json_records_the_step_and_names(tmp_path: Path) -> None:
-    meta = json.loads((_save(tmp_path, 4) / "meta.json").read_text())
-    assert meta["step"] == 4 and meta["modules"] == ["actor"] and meta["optimizers"] == ["actor"]
+    saved = _save(tmp_path, 4)
+    meta = json.loads((saved / "meta.json").read_text())
+    parts = json.loads((saved / "parts.json").read_text())
+    assert meta["step"] == 4 and parts["modules"] == ["actor"] and parts["optimizers"] == ["actor"]
 
 
 def _tokenizer() -> PreTrainedTokenizerFast:

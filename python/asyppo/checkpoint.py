@@ -2,12 +2,19 @@
 
 Layout of one checkpoint, ``ROOT/step_000120/``::
 
-    meta.json                      format, version, step, names of what was saved
+    meta.json                      format, version, step (written last)
     state.json (+ .safetensors)    the caller's state (e.g. the prompt sampler's position)
-    rng.json   (+ .safetensors)    python / numpy / torch (+ CUDA) RNG states
-    modules/NAME.safetensors       model weights (tied weights stored once)
-    optimizers/NAME.json (+ .safetensors)
-    schedulers/NAME.json (+ .safetensors)
+    ROLE/                          one directory per role of the runtime (actor, critic0, ...),
+                                   each written by that role's process with save_state:
+        parts.json                 names of what was saved
+        rng.json (+ .safetensors)  that process's python / numpy / torch (+ CUDA) RNG states
+        modules/NAME.safetensors   model weights (tied weights stored once)
+        optimizers/NAME.json (+ .safetensors)
+        schedulers/NAME.json (+ .safetensors)
+
+:func:`save_checkpoint` (objects of one process) writes one saved state at the top level instead
+of role directories. The trainer publishes with :func:`publish_checkpoint`, its roles saving into
+the temporary directory it hands them, so the checkpoint is atomic whichever process wrote what.
 
 No pickle anywhere. Optimizer, scheduler and RNG states are nested Python structures holding
 tensors; each is split into a JSON tree and a safetensors file: every tensor is replaced in the tree
@@ -34,7 +41,7 @@ import random
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +51,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 FORMAT = "asyppo-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: parts.json beside each saved state (roles save into subdirectories)
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 _TMP_PREFIX = ".tmp-"
 _OLD_PREFIX = ".old-"
@@ -216,6 +223,84 @@ def _step_dirs(root: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def save_state(
+    directory: str | Path,
+    *,
+    modules: Mapping[str, nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+    schedulers: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the state of one process's objects into ``directory`` (created; not atomic by itself).
+
+    Writes ``modules/NAME.safetensors``, ``optimizers/NAME.*``, ``schedulers/NAME.*``, the process's
+    RNG states (``rng.*``) and ``parts.json`` (the names). A role of the runtime calls it on the
+    directory the driver gives it, inside the driver's atomic :func:`publish_checkpoint`.
+
+    Raises:
+        ValueError: a name unusable as a file name. TypeError: state that cannot be stored
+        without pickle.
+    """
+    modules = _check_names("modules", modules)
+    optimizers = _check_names("optimizers", optimizers)
+    schedulers = _check_names("schedulers", schedulers)
+    directory = Path(directory)
+    for sub in ("modules", "optimizers", "schedulers"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    for name, module in modules.items():
+        save_model(module, str(directory / "modules" / f"{name}.safetensors"))
+    for name, optimizer in optimizers.items():
+        _write_tree(directory / "optimizers", name, optimizer.state_dict())
+    for name, scheduler in schedulers.items():
+        _write_tree(directory / "schedulers", name, scheduler.state_dict())
+    _write_tree(directory, "rng", _rng_state())
+    parts = {"modules": sorted(modules), "optimizers": sorted(optimizers), "schedulers": sorted(schedulers)}
+    _write_json(directory / "parts.json", parts)
+
+
+def publish_checkpoint(
+    root: str | Path,
+    step: int,
+    *,
+    write: Callable[[Path], None],
+    state: Mapping[str, Any] | None = None,
+    keep_last: int | None = 3,
+) -> Path:
+    """Atomically publish checkpoint ``root/step_{step:06d}`` and keep only the last ``keep_last``.
+
+    ``write(tmp)`` fills a hidden temporary directory (e.g. every role saves its own state into
+    ``tmp/ROLE`` with :func:`save_state`); then the caller's JSON-able ``state`` (tensors and numpy
+    arrays allowed) and ``meta.json`` are written, everything is fsync'ed and one rename
+    publishes it. Saving a step that already exists replaces it. Leftovers of a hard-killed save
+    are removed first.
+
+    Raises:
+        ValueError: bad ``step`` / ``keep_last``. Any error of ``write`` or of I/O propagates
+        after the temporary directory is removed.
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step: expected an int >= 0, got {step!r}")
+    if keep_last is not None and (
+        isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1
+    ):
+        raise ValueError(f"keep_last: expected an int >= 1 or None, got {keep_last!r}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.iterdir():  # leftovers of a hard-killed save
+        if stale.name.startswith((_TMP_PREFIX, _OLD_PREFIX)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+    final = root / f"step_{step:06d}"
+    with _atomic_dir(final) as tmp:
+        write(tmp)
+        _write_tree(tmp, "state", dict(state or {}))
+        # last: a step dir without meta.json is never used
+        _write_json(tmp / "meta.json", {"format": FORMAT, "version": VERSION, "step": step})
+    if keep_last is not None:
+        for _, path in _step_dirs(root)[:-keep_last]:
+            shutil.rmtree(path, ignore_errors=True)
+    return final
+
+
 def save_checkpoint(
     root: str | Path,
     step: int,
@@ -226,7 +311,7 @@ def save_checkpoint(
     state: Mapping[str, Any] | None = None,
     keep_last: int | None = 3,
 ) -> Path:
-    """Atomically write checkpoint ``root/step_{step:06d}`` and keep only the last ``keep_last``.
+    """Atomically write checkpoint ``root/step_{step:06d}`` of objects living in this process.
 
     Args:
         root: directory holding the run's checkpoints (created if needed).
@@ -238,53 +323,22 @@ def save_checkpoint(
         keep_last: number of newest checkpoints kept after this one is published (``None``: all).
 
     Returns:
-        The published checkpoint directory. Saving a step that already exists replaces it.
+        The published checkpoint directory (:func:`save_state` 's layout plus ``state.*`` and
+        ``meta.json``). Saving a step that already exists replaces it.
 
     Raises:
         ValueError: bad ``step`` / ``keep_last`` / names. TypeError: a state value that cannot be
         stored without pickle. Any I/O error propagates after the temporary directory is removed.
     """
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step: expected an int >= 0, got {step!r}")
-    if keep_last is not None and (
-        isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1
-    ):
-        raise ValueError(f"keep_last: expected an int >= 1 or None, got {keep_last!r}")
-    modules = _check_names("modules", modules)
-    optimizers = _check_names("optimizers", optimizers)
-    schedulers = _check_names("schedulers", schedulers)
-
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    for stale in root.iterdir():  # leftovers of a hard-killed save
-        if stale.name.startswith((_TMP_PREFIX, _OLD_PREFIX)):
-            shutil.rmtree(stale, ignore_errors=True)
-
-    final = root / f"step_{step:06d}"
-    with _atomic_dir(final) as tmp:
-        for sub in ("modules", "optimizers", "schedulers"):
-            (tmp / sub).mkdir()
-        for name, module in modules.items():
-            save_model(module, str(tmp / "modules" / f"{name}.safetensors"))
-        for name, optimizer in optimizers.items():
-            _write_tree(tmp / "optimizers", name, optimizer.state_dict())
-        for name, scheduler in schedulers.items():
-            _write_tree(tmp / "schedulers", name, scheduler.state_dict())
-        _write_tree(tmp, "state", dict(state or {}))
-        _write_tree(tmp, "rng", _rng_state())
-        meta = {
-            "format": FORMAT,
-            "version": VERSION,
-            "step": step,
-            "modules": sorted(modules),
-            "optimizers": sorted(optimizers),
-            "schedulers": sorted(schedulers),
-        }
-        _write_json(tmp / "meta.json", meta)  # last: a step dir without meta.json is never used
-    if keep_last is not None:
-        for _, path in _step_dirs(root)[:-keep_last]:
-            shutil.rmtree(path, ignore_errors=True)
-    return final
+    for kind, named in (("modules", modules), ("optimizers", optimizers), ("schedulers", schedulers)):
+        _check_names(kind, named)  # before anything is written
+    return publish_checkpoint(
+        root,
+        step,
+        write=lambda tmp: save_state(tmp, modules=modules, optimizers=optimizers, schedulers=schedulers),
+        state=state,
+        keep_last=keep_last,
+    )
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
@@ -313,6 +367,56 @@ def checkpoint_step(path: str | Path) -> int:
     return int(_read_meta(Path(path))["step"])
 
 
+def load_state(
+    directory: str | Path,
+    *,
+    modules: Mapping[str, nn.Module] | None = None,
+    optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+    schedulers: Mapping[str, Any] | None = None,
+    restore_rng: bool = True,
+) -> None:
+    """Restore the named objects in place from a directory written by :func:`save_state`.
+
+    Only the names passed are restored; each must exist there. Module weights are loaded strictly
+    onto the modules' current devices; optimizer state follows its parameters. With
+    ``restore_rng`` this process's python, numpy and torch (and CUDA) RNGs continue exactly where
+    the saving process's were.
+
+    Raises:
+        FileNotFoundError: ``directory`` holds no saved state.
+        ValueError: a requested name missing, or weights that do not fit.
+    """
+    directory = Path(directory)
+    parts_file = directory / "parts.json"
+    if not parts_file.is_file():
+        raise FileNotFoundError(f"checkpoint {directory}: no parts.json (no saved state here)")
+    parts = json.loads(parts_file.read_text(encoding="utf-8"))
+    for kind, named in (("modules", modules), ("optimizers", optimizers), ("schedulers", schedulers)):
+        absent = sorted(set(named or {}) - set(parts[kind]))
+        if absent:
+            raise ValueError(f"checkpoint {directory}: no {kind} named {absent}; it has {parts[kind]}")
+    for name, module in (modules or {}).items():
+        device = next(module.parameters(), torch.empty(0)).device
+        try:
+            load_model(module, str(directory / "modules" / f"{name}.safetensors"), strict=True, device=str(device))
+        except RuntimeError as exc:
+            raise ValueError(f"checkpoint {directory}: weights of module {name!r} do not fit: {exc}") from None
+    for name, optimizer in (optimizers or {}).items():
+        optimizer.load_state_dict(_read_tree(directory / "optimizers", name))
+    for name, scheduler in (schedulers or {}).items():
+        scheduler.load_state_dict(_read_tree(directory / "schedulers", name))
+    if restore_rng:
+        _restore_rng(_read_tree(directory, "rng"))
+
+
+def read_state(path: str | Path) -> dict[str, Any]:
+    """The caller ``state`` saved in checkpoint ``path`` (checked to be complete and readable)."""
+    path = Path(path)
+    _read_meta(path)
+    state: dict[str, Any] = _read_tree(path, "state")
+    return state
+
+
 def load_checkpoint(
     path: str | Path,
     *,
@@ -323,46 +427,16 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Restore the named objects in place from checkpoint ``path`` and return the saved ``state``.
 
-    Only the names passed are restored (loading just the actor for evaluation is fine); each must
-    exist in the checkpoint. Module weights are loaded strictly onto the modules' current devices;
-    optimizer state follows its parameters (``Optimizer.load_state_dict``). With ``restore_rng`` the
-    python, numpy and torch (and CUDA) global RNGs continue exactly where the saved run was.
+    The counterpart of :func:`save_checkpoint`: :func:`load_state` on the checkpoint directory
+    (only the names passed are restored: loading just the actor for evaluation is fine), then
+    :func:`read_state`.
 
     Raises:
         FileNotFoundError: ``path`` is not a complete checkpoint.
         ValueError: wrong format/version, a requested name missing, or weights that do not fit.
     """
-    path = Path(path)
-    meta = _read_meta(path)
-    for kind, named in (
-        ("modules", modules),
-        ("optimizers", optimizers),
-        ("schedulers", schedulers),
-    ):
-        absent = sorted(set(named or {}) - set(meta[kind]))
-        if absent:
-            raise ValueError(f"checkpoint {path}: no {kind} named {absent}; it has {meta[kind]}")
-
-    for name, module in (modules or {}).items():
-        device = next(module.parameters(), torch.empty(0)).device
-        try:
-            load_model(
-                module,
-                str(path / "modules" / f"{name}.safetensors"),
-                strict=True,
-                device=str(device),
-            )
-        except RuntimeError as exc:
-            raise ValueError(
-                f"checkpoint {path}: weights of module {name!r} do not fit: {exc}"
-            ) from None
-    for name, optimizer in (optimizers or {}).items():
-        optimizer.load_state_dict(_read_tree(path / "optimizers", name))
-    for name, scheduler in (schedulers or {}).items():
-        scheduler.load_state_dict(_read_tree(path / "schedulers", name))
-    if restore_rng:
-        _restore_rng(_read_tree(path, "rng"))
-    state: dict[str, Any] = _read_tree(path, "state")
+    state = read_state(path)
+    load_state(path, modules=modules, optimizers=optimizers, schedulers=schedulers, restore_rng=restore_rng)
     return state
 
 

@@ -74,8 +74,9 @@ class RolloutEngine(Protocol):
         self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams
     ) -> RolloutOutput: ...
 
-    def sync_weights(self, source: Any) -> None:
-        """Load the trainer's actor weights (an ``nn.Module`` or a state dict)."""
+    def sync_weights(self, source: Any) -> bool:
+        """Load the actor's weights (an ``nn.Module`` or a state dict). True when the engine's
+        model now aliases those tensors (later values written into them need no new call)."""
         ...
 
 

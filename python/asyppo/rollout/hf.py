@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -36,8 +35,8 @@ def left_pad(
 class HFGenerateEngine:
     """Batched sampling with ``model.generate``: left padding, n samples per prompt, stop at EOS.
 
-    The engine holds a reference to a causal LM. In the inline runtime that is the actor's own module,
-    so :meth:`sync_weights` with that same module is free; any other module or state dict is copied in.
+    The engine holds a reference to a causal LM; :meth:`sync_weights` points it at (or copies in)
+    the actor's published weights.
     ``batch_size`` caps the sequences (prompts x n samples) per ``generate`` call to bound memory.
     """
 
@@ -56,11 +55,28 @@ class HFGenerateEngine:
         self.pad_token_id = pad_token_id
         self.batch_size = batch_size
 
-    def sync_weights(self, source: Any) -> None:
+    def sync_weights(self, source: torch.nn.Module | Mapping[str, torch.Tensor]) -> bool:
+        """Take the weights of ``source`` (a module or a state dict with this model's keys).
+
+        Where every tensor already sits on this model's device with its dtype, the model's
+        parameters become those tensors and True is returned: no copy, and later values written
+        into them (e.g. the actor's shared-memory weight buffer) are used without a new call.
+        Otherwise they are copied in (False).
+        """
         if source is self.model:
-            return
-        state = source.state_dict() if isinstance(source, torch.nn.Module) else source
-        self.model.load_state_dict(state)
+            return True
+        weights = source.state_dict() if isinstance(source, torch.nn.Module) else source
+        own = self.model.state_dict()
+        missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"weights: do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
+        if all(weights[k].device == t.device and weights[k].dtype == t.dtype for k, t in own.items()):
+            self.model.load_state_dict(weights, strict=True, assign=True)
+            return True
+        with torch.no_grad():
+            for name, tensor in own.items():
+                tensor.copy_(weights[name])
+        return False
 
     def _generation_config(self, sampling: SamplingParams) -> GenerationConfig:
         common = {

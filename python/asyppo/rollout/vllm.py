@@ -61,12 +61,13 @@ class VLLMEngine:
             worker_extension_cls=f"{__name__}.WeightSyncExtension",
         )
 
-    def sync_weights(self, source: Any) -> None:
+    def sync_weights(self, source: Any) -> bool:
         state = source.state_dict() if isinstance(source, torch.nn.Module) else source
         named = [(name, tensor.detach()) for name, tensor in state.items()]
         self.llm.collective_rpc("load_named_weights", args=(named,))
         # Cached KV blocks were computed with the old weights.
         self.llm.reset_prefix_cache()
+        return False  # the workers hold copies
 
     def generate(
         self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams

@@ -7,7 +7,7 @@ from typing import Any
 
 
 class InlineHandle:
-    """Handle to a role living in this process. ``local`` gives direct access (tests, colocation)."""
+    """Handle to a role living in this process (``local`` is the role object itself)."""
 
     def __init__(self, name: str, role: Any) -> None:
         self.name = name
@@ -39,6 +39,9 @@ class InlineRuntime:
         handle = InlineHandle(name, role_cls(**kwargs))
         self.roles[name] = handle
         return handle
+
+    def wait_ready(self) -> None:
+        """Roles are built by :meth:`spawn`: nothing to wait for."""
 
     def shutdown(self) -> None:
         for handle in self.roles.values():

@@ -1,26 +1,33 @@
-"""The AsyPPO training loop (DESIGN §3, Algorithm 1 of arXiv 2510.01656) over runtime roles.
+"""The AsyPPO training loop (Algorithm 1 of arXiv 2510.01656; docs/algorithm.md) over runtime roles.
 
 One :meth:`Trainer.train_step`:
 
 1. sample B prompts, generate G responses each (rollout role);
 2. score them (reward role) and pack the batch as an ``engine.TrajectoryBuffer`` (scores in its
    ``rewards``); with DAPO dynamic sampling drop all-equal groups;
-3. every critic evaluates every response token -> values ``[M, T]``; the actor recomputes old
-   log-probs (and the reference its log-probs when a KL term is on); per-token results become
-   token fields of the buffer, so every selection of it carries its slice;
+3. every critic evaluates every response token -> values ``[M, T]`` while the actor recomputes
+   old log-probs (and the reference its log-probs when a KL term is on): all issued at once;
+   per-token results become token fields of the buffer, so every selection of it carries its slice;
 4. ``algos.compute_advantages``: GAE on the mean value, critic-std masks (or a group baseline);
 5. deal each group's responses to the critics (``engine.shard_groups``); critic m regresses the
-   returns of its shard only, with its own optimizer;
-6. after ``critic.warmup_steps`` steps, the actor updates for ``ppo_epochs`` over mini-batches;
-7. sync the actor's weights to the rollout engine.
+   returns of its shard only, with its own optimizer, while
+6. (after ``critic.warmup_steps`` steps) the actor updates for ``ppo_epochs`` over mini-batches;
+7. the actor publishes its weights; the rollout role takes them.
 
-Every phase is timed (``time/<phase>``); tokens/s and peak memory are logged with the rest.
+With ``rollout.max_staleness: 1`` the rollout generates the next step's batch (with the weights
+it has) while this step scores and trains; the weights are published once that batch is done.
+With the ``local`` backend the calls issued together run at the same time; results do not depend
+on it (every role draws randomness from seeds the driver passes or its own seeded RNG).
+
+Every phase is timed (``time/<phase>``, wall time in the driver; the roles add their own busy
+time, ``time/actor_update`` and ``time/critic<m>_update``); tokens/s and peak memory are logged.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +43,10 @@ from asyppo.observability import PhaseTimer, StepProgress, peak_memory_metrics
 from asyppo.rollout import RolloutOutput, SamplingParams
 from asyppo.runtime import gather
 from asyppo.trainer.evaluate import evaluate
+from asyppo.trainer.resources import role_memory_metrics
 from asyppo.trainer.rollout_step import informative_groups, rollout_buffer, shaped_scores
 from asyppo.trainer.setup import Roles, build_roles, configure_torch, load_datasets, resolve
+from asyppo.trainer.signals import GracefulStop, TrainingInterrupted
 
 
 def distribution(prefix: str, values: np.ndarray) -> dict[str, float]:
@@ -46,6 +55,18 @@ def distribution(prefix: str, values: np.ndarray) -> dict[str, float]:
         return {}
     p50, p90 = np.percentile(values, [50, 90])
     return {f"{prefix}_mean": float(values.mean()), f"{prefix}_p50": float(p50), f"{prefix}_p90": float(p90)}
+
+
+@dataclass
+class PendingRollout:
+    """A generation issued to the rollout role and not collected yet."""
+
+    records: list[data.PromptRecord]
+    prompt_ids: list[list[int]]
+    future: Future[Any]
+    policy_version: int
+    sampler_state: dict[str, Any]  # the sampler before these prompts were drawn (checkpoints)
+    waited: float = 0.0  # seconds the driver has waited on it so far
 
 
 @dataclass
@@ -82,8 +103,11 @@ class Trainer:
         )
         self.step = 0
         self.eval_history: list[tuple[int, float]] = []
+        self.pending: PendingRollout | None = None
+        self.policy_version = -1  # the weights version the rollout role holds
         if resume:
             self._resume(None if resume is True else Path(resume))
+        self._sync_weights()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(dump_config(cfg))
         self.logger = observability.MetricsLogger(
@@ -104,23 +128,27 @@ class Trainer:
 
     # -- one step --------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
-        """Run step ``self.step + 1`` (DESIGN §3) and return its metrics."""
+        """Run step ``self.step + 1`` (docs/algorithm.md) and return its metrics."""
         cfg, roles, timer = self.cfg, self.roles, PhaseTimer()
         started = time.perf_counter()
         seed = cfg.trainer.seed * 1_000_003 + self.step
         with timer.phase("generate"):
-            records = next(self.sampler)
-            prompt_ids = [self.train_prompts[r.index] for r in records]
-            out = roles.rollout.call("generate", prompt_ids, self.sampling).result()
+            rollout = self.pending or self._start_generation()
+            self.pending = None
+            out, generate_seconds = self._collect(rollout)
+            if cfg.rollout.max_staleness:
+                self.pending = self._start_generation()  # generates while this batch trains
+        records, prompt_ids = rollout.records, rollout.prompt_ids
         with timer.phase("reward"):
             answers = [records[i].answer for i in out.prompt_index]
             reward = roles.reward.call("score", out.token_ids, out.offsets, answers).result()
         scores, shaping = shaped_scores(reward.scores, out, cfg.reward, max_new_tokens=cfg.rollout.max_new_tokens)
-        batch = rollout_buffer(prompt_ids, out, scores, policy_version=self.step)
+        batch = rollout_buffer(prompt_ids, out, scores, policy_version=rollout.policy_version)
         # reward/mean is the score trained on (after truncated_score and the overlong penalty);
         # accuracy the verifier's.
         metrics = {
-            **reward.metrics(), **shaping, **self._response_metrics(out), "reward/mean": float(batch.rewards.mean())
+            **reward.metrics(), **shaping, **self._response_metrics(out), "reward/mean": float(batch.rewards.mean()),
+            "rollout/staleness_mean": float(self.step - rollout.policy_version),
         }
         if cfg.algo.dynamic_sampling:
             keep = informative_groups(batch.group_ids, batch.rewards)
@@ -129,14 +157,45 @@ class Trainer:
         if len(batch) > 0 and batch.n_tokens > 0:
             metrics.update(self._learn(batch, seed, timer))
         with timer.phase("sync"):
-            roles.rollout.call("sync_weights", roles.actor.call("policy_weights").result()).result()
-        self.step += 1
+            if self.pending is not None:  # the rollout aliases the published buffer: let it finish
+                self._wait(self.pending)
+            self.step += 1
+            self._sync_weights()
         metrics.update(timer.metrics())
+        metrics["time/generate_hidden"] = max(0.0, generate_seconds - rollout.waited)
         step_time = time.perf_counter() - started
         metrics["time/step"] = step_time
-        metrics["perf/tokens_per_s"] = float(out.offsets[-1] + sum(map(len, prompt_ids)) * self.cfg.rollout.n) / step_time
+        tokens = out.offsets[-1] + sum(map(len, prompt_ids)) * self.cfg.rollout.n
+        metrics["perf/tokens_per_s"] = float(tokens) / step_time
         metrics.update(peak_memory_metrics())
+        metrics.update(role_memory_metrics(roles.runtime))
         return metrics
+
+    def _start_generation(self) -> PendingRollout:
+        """Draw the next prompts and issue their generation with the weights the rollout holds."""
+        sampler_state = self.sampler.state_dict()
+        records = next(self.sampler)
+        prompt_ids = [self.train_prompts[r.index] for r in records]
+        future = self.roles.rollout.call("timed_generate", prompt_ids, self.sampling)
+        return PendingRollout(records, prompt_ids, future, self.policy_version, sampler_state)
+
+    @staticmethod
+    def _wait(rollout: PendingRollout) -> None:
+        started = time.perf_counter()
+        rollout.future.exception()  # blocks until done; a failure is raised by _collect
+        rollout.waited += time.perf_counter() - started
+
+    def _collect(self, rollout: PendingRollout) -> tuple[RolloutOutput, float]:
+        """The generated batch and the seconds generation took in the rollout role."""
+        self._wait(rollout)
+        out, seconds = rollout.future.result()
+        return out, float(seconds)
+
+    def _sync_weights(self) -> None:
+        """The actor publishes version ``self.step`` of its weights; the rollout takes them."""
+        handle = self.roles.actor.call("publish_weights").result()
+        self.roles.rollout.call("load_weights", handle).result()
+        self.policy_version = self.step
 
     @staticmethod
     def _response_metrics(out: RolloutOutput) -> dict[str, float]:
@@ -180,18 +239,19 @@ class Trainer:
         for name, value in per_token.items():
             if value is not None:
                 batch[name] = value
-        if roles.critics:
-            with timer.phase("critic"):
+        with timer.phase("update"):
+            # Critics need only the returns: their updates run while the actor updates.
+            calls = []
+            if roles.critics:
                 shards = engine.shard_groups(batch.group_ids, len(roles.critics), seed, mode=cfg.critic.data)
                 calls = [
                     critic.call("update", batch.select(np.flatnonzero(shards[m])))
                     for m, critic in enumerate(roles.critics)
                 ]
-                for result in gather(calls):
-                    metrics.update(result)
-        if self.step >= cfg.critic.warmup_steps or not roles.critics:
-            with timer.phase("actor"):
-                metrics.update(roles.actor.call("update", batch, seed=seed).result())
+            if self.step >= cfg.critic.warmup_steps or not roles.critics:
+                calls.append(roles.actor.call("update", batch, seed=seed))
+            for result in gather(calls):
+                metrics.update(result)
         return metrics
 
     @staticmethod
@@ -220,20 +280,21 @@ class Trainer:
             self.eval_history.append((self.step, metrics["eval/accuracy"]))
         return metrics
 
-    def _parts(self) -> dict[str, dict[str, Any]]:
-        parts: dict[str, dict[str, Any]] = {"modules": {}, "optimizers": {}, "schedulers": {}}
-        for handle in [self.roles.actor, *self.roles.critics]:
-            for kind, named in handle.call("checkpoint_parts").result().items():
-                parts[kind].update(named)
-        return parts
+    def _stateful_roles(self) -> list[Any]:
+        """Roles with checkpoint state, the rollout last: in the inline backend every role
+        restores the one process RNG, and only generation draws from it."""
+        return [self.roles.actor, *self.roles.critics, self.roles.rollout]
 
     def save(self) -> Path:
-        state = {"step": self.step, "sampler": self.sampler.state_dict(), "eval_history": self.eval_history}
-        parts = self._parts()
-        return checkpoint.save_checkpoint(
-            self.run_dir / "checkpoints", self.step, state=state,
-            modules=parts["modules"], optimizers=parts["optimizers"], schedulers=parts["schedulers"],
-        )
+        """Checkpoint ``step_<step>``: every role writes its own state into the step's temporary
+        directory (at the same time), then the driver adds its state and publishes atomically."""
+        sampler = self.pending.sampler_state if self.pending else self.sampler.state_dict()
+        state = {"step": self.step, "sampler": sampler, "eval_history": self.eval_history}
+
+        def write(directory: Path) -> None:
+            gather([role.call("save", str(directory / role.name)) for role in self._stateful_roles()])
+
+        return checkpoint.publish_checkpoint(self.run_dir / "checkpoints", self.step, write=write, state=state)
 
     def _resume(self, path: Path | None) -> None:
         path = path or checkpoint.latest_checkpoint(self.run_dir / "checkpoints")
@@ -244,14 +305,12 @@ class Trainer:
             if found is None:
                 raise FileNotFoundError(f"--resume: no checkpoint under {path / 'checkpoints'}")
             path = found
-        parts = self._parts()
-        state = checkpoint.load_checkpoint(
-            path, modules=parts["modules"], optimizers=parts["optimizers"], schedulers=parts["schedulers"]
-        )
+        state = checkpoint.read_state(path)
+        for role in self._stateful_roles():  # in order: see _stateful_roles
+            role.call("load", str(path / role.name)).result()
         self.step = int(state["step"])
         self.sampler.load_state_dict(state["sampler"])
         self.eval_history = [(int(s), float(a)) for s, a in state.get("eval_history", [])]
-        self.roles.rollout.call("sync_weights", self.roles.actor.call("policy_weights").result()).result()
 
     # -- the run ---------------------------------------------------------------------------
     def run(self, *, stop_after: int | None = None) -> RunResult:
@@ -265,28 +324,31 @@ class Trainer:
         bar = StepProgress(target, initial=self.step, enabled=self.cfg.logging.progress_bar)
         last_checkpoint = None
         try:
-            while self.step < target:
-                metrics = self.train_step()
-                final = self.step == cfg.steps
-                if self.eval_prompts and (final or (cfg.eval_every and self.step % cfg.eval_every == 0)):
-                    metrics.update(self.evaluate())
-                self.logger.log(self.step, metrics)
-                history.append({"step": float(self.step), **metrics})
-                every = self.cfg.logging.console_every
-                if every and self.step % every == 0:
-                    bar.print(observability.format_step_line(self.step, metrics))
-                bar.advance()
-                if cfg.save_every and self.step % cfg.save_every == 0 and not final:
-                    last_checkpoint = self.save()
+            with GracefulStop() as stop:
+                while self.step < target:
+                    metrics = self.train_step()
+                    final = self.step == cfg.steps
+                    if self.eval_prompts and (final or (cfg.eval_every and self.step % cfg.eval_every == 0)):
+                        metrics.update(self.evaluate())
+                    self.logger.log(self.step, metrics)
+                    history.append({"step": float(self.step), **metrics})
+                    every = self.cfg.logging.console_every
+                    if every and self.step % every == 0:
+                        bar.print(observability.format_step_line(self.step, metrics))
+                    bar.advance()
+                    if stop.requested is not None:
+                        self.logger.close()
+                        raise TrainingInterrupted(stop.requested, self.step, self.save())
+                    if cfg.save_every and self.step % cfg.save_every == 0 and not final:
+                        last_checkpoint = self.save()
         finally:
             bar.close()
         export = None
         if self.step == cfg.steps:
             last_checkpoint = self.save()
             if cfg.export_hf:
-                export = checkpoint.export_hf(
-                    self.roles.actor.call("policy_weights").result(), self.tokenizer, self.run_dir / "hf_export"
-                )
+                out_dir = str(self.run_dir / "hf_export")
+                export = Path(self.roles.actor.call("export_hf", out_dir, self.tokenizer).result())
         self.logger.close()
         result = RunResult(
             run_dir=self.run_dir,

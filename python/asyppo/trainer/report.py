@@ -6,7 +6,7 @@ from pathlib import Path
 
 from asyppo import data, observability
 from asyppo.config.schema import TrainConfig
-from asyppo.models import context_length, load_actor, load_tokenizer, read_model_config
+from asyppo.models import context_length, load_tokenizer, read_model_config
 from asyppo.runtime import InlineRuntime
 from asyppo.trainer.evaluate import evaluate
 from asyppo.trainer.loop import RunResult
@@ -63,7 +63,7 @@ def evaluate_model(
     tokenizer = load_tokenizer(model_dir)
     runtime = InlineRuntime()
     rollout = runtime.spawn(
-        "rollout", RolloutRole, config=cfg.rollout, model=load_actor(model_dir),
+        "rollout", RolloutRole, config=cfg.rollout, model_path=str(model_dir), device=cfg.actor.device,
         eos_token_id=int(tokenizer.eos_token_id), pad_token_id=int(tokenizer.pad_token_id), seed=cfg.trainer.seed,
     )
     reward = runtime.spawn("reward", RewardRole, config=cfg.reward, tokenizer=tokenizer)

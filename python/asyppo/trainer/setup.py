@@ -95,15 +95,33 @@ def optimizer_steps_per_train_step(cfg: TrainConfig) -> int:
 
 
 def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path: str) -> Roles:
-    """Spawn rollout, actor, critics (when the algorithm uses them), reward and reference roles."""
+    """Spawn reward, actor, reference (with a KL term), critics (when the algorithm uses them) and
+    rollout roles on ``runtime.backend``, placed by ``runtime.placement``.
+
+    Every role loads its own model from disk; the rollout takes the actor's weights once they are
+    published (``Trainer``). The actor shares them ``live`` (its parameters are the buffer the
+    rollout reads) for synchronous generation with the HF engine, else as ``snapshot`` copies.
+    """
     torch.manual_seed(cfg.trainer.seed)
-    runtime = make_runtime(cfg.runtime.backend)
+    runtime_cfg = cfg.runtime
+    roles_threads = {name: runtime_cfg.threads_of(name) for name in ("actor", "rollout", "reference", "reward")}
+    roles_threads.update({f"critic{m}": runtime_cfg.threads_of(f"critic{m}") for m in range(cfg.critic.count)})
+    runtime = make_runtime(runtime_cfg.backend, cpu_threads=roles_threads)
+    try:
+        return _spawn_roles(cfg, runtime, tokenizer, actor_path)
+    except BaseException:
+        runtime.shutdown()  # no role outlives a failed start
+        raise
+
+
+def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokenizerBase, actor_path: str) -> Roles:
+    runtime_cfg = cfg.runtime
     common = {"algo": cfg.algo, "pad_token_id": int(tokenizer.pad_token_id),
               "micro_batch_tokens": cfg.trainer.micro_batch_tokens}
     actor_steps = cfg.trainer.steps * optimizer_steps_per_train_step(cfg)
-    actor_model = cfg.actor.model_copy(update={"path": actor_path})
+    actor_device = runtime_cfg.device_of("actor", cfg.actor.device)
     actor_kwargs = dict(
-        model=actor_model,
+        model=cfg.actor.model_copy(update={"path": actor_path, "device": actor_device}),
         mini_batch_size=cfg.trainer.mini_batch_size,
         ppo_epochs=cfg.trainer.ppo_epochs,
         temperature=cfg.rollout.temperature if cfg.rollout.temperature > 0 else 1.0,
@@ -118,10 +136,14 @@ def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path
         if not cfg.critic.init_from_actor_layers:
             check_critic_vocabulary(tokenizer, critic_path)
     reward = runtime.spawn("reward", RewardRole, config=cfg.reward, tokenizer=tokenizer)
-    actor = runtime.spawn("actor", ActorRole, **actor_kwargs)
+    live = cfg.rollout.max_staleness == 0 and cfg.rollout.engine == "hf"
+    actor = runtime.spawn("actor", ActorRole, weights_sharing="live" if live else "snapshot", **actor_kwargs)
     reference = None
     if cfg.algo.kl_coef > 0:
-        reference = runtime.spawn("reference", ActorRole, trainable=False, **actor_kwargs)
+        reference_model = cfg.actor.model_copy(update={
+            "path": actor_path, "device": runtime_cfg.device_of("reference", actor_device)
+        })
+        reference = runtime.spawn("reference", ActorRole, trainable=False, **{**actor_kwargs, "model": reference_model})
     critics = []
     if cfg.algo.uses_critic:
         for m in range(cfg.critic.count):
@@ -129,7 +151,7 @@ def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path
                 runtime.spawn(
                     f"critic{m}",
                     CriticRole,
-                    model=cfg.critic,
+                    model=cfg.critic.model_copy(update={"device": runtime_cfg.device_of(f"critic{m}", cfg.critic.device)}),
                     model_path=critic_path,
                     ppo_epochs=cfg.trainer.ppo_epochs,
                     total_optimizer_steps=cfg.trainer.steps * cfg.trainer.ppo_epochs,
@@ -138,16 +160,15 @@ def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path
                     **common,
                 )
             )
-    # Inline: the rollout shares the actor's module, so weight sync costs nothing. Other
-    # backends or vLLM load their own copy from the actor's directory.
-    colocated = cfg.runtime.backend == "inline" and cfg.rollout.engine == "hf"
     rollout = runtime.spawn(
         "rollout",
         RolloutRole,
         config=cfg.rollout,
-        model=actor.call("policy_weights").result() if colocated else actor_path,
+        model_path=actor_path,
+        device=runtime_cfg.device_of("rollout", actor_device),
         eos_token_id=int(tokenizer.eos_token_id),
         pad_token_id=int(tokenizer.pad_token_id),
         seed=cfg.trainer.seed,
     )
+    runtime.wait_ready()
     return Roles(runtime, rollout, actor, critics, reward, reference)

@@ -7,11 +7,12 @@ distribution the rollout sampled from, ``softmax(logits / temperature)``.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from typing import Any
 
 import numpy as np
 import torch
+from asyppo import checkpoint
 from asyppo.algos import (
     AlgoConfig,
     LossNormalizer,
@@ -23,10 +24,12 @@ from asyppo.algos import (
 from asyppo.config.schema import ActorConfig
 from asyppo.engine import TrajectoryBuffer
 from asyppo.models import load_actor
+from asyppo.runtime.weights import SharingMode, WeightPublisher, WeightsHandle
 from asyppo.trainer.model_input import ModelInput, micro_batches, model_input
 from asyppo.trainer.optim import build_optimizer, clip_and_step
 from asyppo.trainer.roles.microbatch import packed_outputs
-from transformers import PreTrainedModel
+from asyppo.trainer.roles.trainable import TrainableRole
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def policy_outputs(
@@ -49,8 +52,12 @@ def policy_outputs(
     return token_log_probs(logits, x.labels, temperature=temperature), None
 
 
-class ActorRole:
-    """Holds the policy, its AdamW optimizer and schedule; ``trainable=False`` makes a reference role."""
+class ActorRole(TrainableRole):
+    """Holds the policy, its AdamW optimizer and schedule; ``trainable=False`` makes a reference role.
+
+    ``weights_sharing`` (``live`` or ``snapshot``, ``asyppo.runtime.weights``) is how
+    :meth:`publish_weights` shares the policy with the rollout role; None for a reference.
+    """
 
     def __init__(
         self,
@@ -65,6 +72,7 @@ class ActorRole:
         max_response_length: int,
         total_optimizer_steps: int,
         trainable: bool = True,
+        weights_sharing: SharingMode | None = None,
     ) -> None:
         assert model.path is not None  # the trainer resolves builtin: URIs first
         self.model = load_actor(
@@ -88,6 +96,7 @@ class ActorRole:
             self.optimizer, self.scheduler = build_optimizer(self.params, model.optim, total_optimizer_steps)
         else:
             self.model.requires_grad_(False)
+        self.publisher = WeightPublisher(self.model, mode=weights_sharing) if weights_sharing else None
 
     @torch.no_grad()
     def log_probs(self, batch: TrajectoryBuffer) -> np.ndarray:
@@ -113,6 +122,7 @@ class ActorRole:
         metrics, the mean mini-batch loss, ``actor/grad_norm``, ``actor/lr`` and
         ``actor/optimizer_steps``.
         """
+        started = time.perf_counter()
         self.model.train()
         rng = np.random.default_rng(seed)
         n = len(batch)
@@ -163,6 +173,7 @@ class ActorRole:
         result["actor/grad_norm"] = float(np.mean(grad_norms))
         result["actor/lr"] = float(self.scheduler.get_last_lr()[0])
         result["actor/optimizer_steps"] = float(len(grad_norms))
+        result["time/actor_update"] = time.perf_counter() - started
         return result
 
     def _padded(self, x: ModelInput, micro: TrajectoryBuffer) -> dict[str, torch.Tensor]:
@@ -176,14 +187,16 @@ class ActorRole:
             out[name] = x.from_packed(values, dtype=dtype).to(self.device)
         return out
 
-    def policy_weights(self) -> torch.nn.Module:
-        """What the rollout engine's ``sync_weights`` takes (the live module in-process)."""
-        return self.model
+    def publish_weights(self) -> WeightsHandle:
+        """The next version of the policy's weights for the rollout role (``runtime.weights``)."""
+        if self.publisher is None:
+            raise ValueError("this actor role was built without weights_sharing: it publishes no weights")
+        return self.publisher.publish()
 
-    def checkpoint_parts(self) -> dict[str, Any]:
-        """Live objects for ``asyppo.checkpoint.save_checkpoint`` (inline backend)."""
-        return {
-            "modules": {"actor": self.model},
-            "optimizers": {"actor": self.optimizer},
-            "schedulers": {"actor": self.scheduler},
-        }
+    def export_hf(self, out_dir: str, tokenizer: PreTrainedTokenizerBase | None) -> str:
+        """Write the policy (and ``tokenizer``) as an HF directory, atomically; returns its path."""
+        return str(checkpoint.export_hf(self.model, tokenizer, out_dir))
+
+    def close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()

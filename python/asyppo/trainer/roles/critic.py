@@ -6,8 +6,8 @@ the position that predicts token t, the same slice as the actor's log-probs.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from asyppo.models import ValueModel, load_critic
 from asyppo.trainer.model_input import ModelInput, micro_batches, model_input
 from asyppo.trainer.optim import build_optimizer, clip_and_step
 from asyppo.trainer.roles.microbatch import packed_outputs
+from asyppo.trainer.roles.trainable import TrainableRole
 
 #: Below this variance of the returns, explained variance is undefined (logged as 0).
 MIN_RETURN_VARIANCE = 1e-8
@@ -28,7 +29,7 @@ def response_values(model: ValueModel, x: ModelInput) -> torch.Tensor:
     return x.response_slice(model(x.input_ids, x.attention_mask))
 
 
-class CriticRole:
+class CriticRole(TrainableRole):
     """One critic with its own AdamW optimizer and schedule."""
 
     def __init__(
@@ -83,12 +84,14 @@ class CriticRole:
         ``shard`` carries the token fields ``returns`` (float32 ``[T_shard]``) and ``values``
         (float32 ``[M, T_shard]``, every critic's values before this step's updates; row m is this
         critic's, the old values of a clipped value loss). Metrics are prefixed ``critic{m}/``:
-        loss, explained variance of the returns by the old values, grad norm.
+        loss, explained variance of the returns by the old values, grad norm; and
+        ``time/critic{m}_update`` (seconds in this role).
         """
-        self.model.train()
-        metrics: dict[str, float] = defaultdict(float)
         if shard.n_tokens == 0:
             return {}
+        started = time.perf_counter()
+        self.model.train()
+        metrics: dict[str, float] = defaultdict(float)
         returns, old_values = shard["returns"], shard["values"][self.index]
         normalizer = LossNormalizer(
             "token-mean", global_tokens=shard.n_tokens, global_sequences=max(1, len(shard))
@@ -120,12 +123,5 @@ class CriticRole:
         metrics[f"{self.name}/explained_var"] = explained
         metrics[f"{self.name}/grad_norm"] = float(np.mean(grad_norms))
         metrics[f"{self.name}/lr"] = float(self.scheduler.get_last_lr()[0])
+        metrics[f"time/{self.name}_update"] = time.perf_counter() - started
         return dict(metrics)
-
-    def checkpoint_parts(self) -> dict[str, Any]:
-        """Live objects for ``asyppo.checkpoint.save_checkpoint`` (inline backend)."""
-        return {
-            "modules": {self.name: self.model},
-            "optimizers": {self.name: self.optimizer},
-            "schedulers": {self.name: self.scheduler},
-        }

@@ -2,53 +2,91 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
 
+import torch
+from asyppo import checkpoint
 from asyppo.config.schema import RolloutConfig
 from asyppo.models import load_actor
 from asyppo.rollout import HFGenerateEngine, RolloutEngine, RolloutOutput, SamplingParams
-from transformers import PreTrainedModel
+from asyppo.runtime.weights import WeightsHandle, open_weights
 
 
 def build_engine(
-    config: RolloutConfig, model: PreTrainedModel | str, *, eos_token_id: int, pad_token_id: int, seed: int
+    config: RolloutConfig, model_path: str, *, device: str, eos_token_id: int, pad_token_id: int, seed: int
 ) -> RolloutEngine:
-    """The engine named by ``config.engine``. ``model`` is a live module to share (inline
-    colocation with the actor: weight sync is then free) or a model directory to load."""
+    """The engine named by ``config.engine``, loading its own copy of the model at ``model_path``."""
     if config.engine == "vllm":
         from asyppo.rollout.vllm import VLLMEngine
 
-        if not isinstance(model, str):
-            raise ValueError("rollout.engine=vllm loads its own copy: pass the actor's model directory")
         return VLLMEngine(
-            model,
+            model_path,
             gpu_memory_utilization=config.gpu_memory_utilization,
             tensor_parallel_size=config.tensor_parallel_size,
             seed=seed,
         )
-    module = load_actor(model) if isinstance(model, str) else model
     return HFGenerateEngine(
-        module, eos_token_id=eos_token_id, pad_token_id=pad_token_id, batch_size=config.batch_size
+        load_actor(model_path, device=device),
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        batch_size=config.batch_size,
     )
 
 
 class RolloutRole:
-    """Generates responses; takes the actor's weights after every update (DESIGN §3.9)."""
+    """Generates responses with the weights the actor last published (DESIGN §3.9).
+
+    Sampling draws from this process's torch RNG, seeded with ``seed`` here, so the samples do
+    not depend on which other roles were built before it (or in which process); the RNG state is
+    part of the role's checkpoint.
+    """
 
     def __init__(
         self,
         *,
         config: RolloutConfig,
-        model: PreTrainedModel | str,
+        model_path: str,
+        device: str = "cpu",
         eos_token_id: int,
         pad_token_id: int,
         seed: int,
     ) -> None:
-        self.engine = build_engine(config, model, eos_token_id=eos_token_id, pad_token_id=pad_token_id, seed=seed)
+        self.engine = build_engine(
+            config, model_path, device=device, eos_token_id=eos_token_id, pad_token_id=pad_token_id, seed=seed
+        )
+        self.buffer_id: str | None = None
+        self.version = -1
+        torch.manual_seed(seed)
 
     def generate(self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams) -> RolloutOutput:
         return self.engine.generate(prompts_token_ids, sampling)
 
-    def sync_weights(self, source: Any) -> None:
-        self.engine.sync_weights(source)
+    def timed_generate(
+        self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams
+    ) -> tuple[RolloutOutput, float]:
+        """:meth:`generate` and the seconds it took here (the driver compares them with how long
+        it waited, to measure how much of generation overlapped with training)."""
+        start = time.perf_counter()
+        out = self.engine.generate(prompts_token_ids, sampling)
+        return out, time.perf_counter() - start
+
+    def load_weights(self, handle: WeightsHandle) -> int:
+        """Use version ``handle.version`` of the actor's weights; returns it.
+
+        When the engine's parameters already alias the handle's buffer (its ``sync_weights`` made
+        them views of it), every version written there is already in use: only the number changes.
+        """
+        if handle.buffer_id != self.buffer_id:
+            follows = self.engine.sync_weights(open_weights(handle))
+            self.buffer_id = handle.buffer_id if follows else None
+        self.version = handle.version
+        return self.version
+
+    def save(self, directory: str | Path) -> None:
+        """The sampling RNG state (``checkpoint.save_state``)."""
+        checkpoint.save_state(directory, modules={})
+
+    def load(self, directory: str | Path) -> None:
+        checkpoint.load_state(directory)

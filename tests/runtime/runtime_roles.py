@@ -1,0 +1,68 @@
+"""Small roles for runtime tests, importable by role processes (pytest puts this directory on
+``sys.path``, which the ``local`` backend hands to every role process)."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class Counter:
+    def __init__(self, start: int) -> None:
+        self.value = start
+
+    def add(self, k: int) -> int:
+        self.value += k
+        return self.value
+
+    def fail(self) -> None:
+        raise RuntimeError("boom")
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class Arrays:
+    """Echoes and transforms arrays, to check the transport end to end."""
+
+    def echo(self, value: Any) -> Any:
+        return value
+
+    def scaled(self, array: np.ndarray, factor: float) -> np.ndarray:
+        return array * factor
+
+    def is_shared_view(self, array: np.ndarray) -> bool:
+        """True when ``array`` was received as a view of shared memory (not a pickled copy)."""
+        base: Any = array
+        while isinstance(base, np.ndarray) and base.base is not None:
+            base = base.base
+        return isinstance(base.obj if isinstance(base, memoryview) else base, mmap.mmap)
+
+    def segment_names(self) -> list[str]:
+        return sorted(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else []
+
+
+class Rendezvous:
+    """Two of these can only both finish if they run at the same time: ``wait_for`` blocks until
+    the other one's ``arrive`` has created the file."""
+
+    def wait_for(self, path: str, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if Path(path).exists():
+                return True
+            time.sleep(0.01)
+        return False
+
+    def arrive(self, path: str) -> None:
+        Path(path).touch()
+
+
+class FailsToStart:
+    def __init__(self) -> None:
+        raise ValueError("bad model directory /nowhere")
