@@ -106,6 +106,12 @@ class RolloutConfig(Section):
     batch_size: int = Field(512, ge=1, description="Max sequences per generate call (hf engine).")
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1, description="vllm engine only.")
     tensor_parallel_size: int = Field(1, ge=1, description="vllm engine only.")
+    max_staleness: Literal[0, 1] = Field(
+        0,
+        description="0: generate each batch with the latest weights, then train on it. 1: generate "
+        "the batch of step t+1 (with the weights of step t-1) while step t trains, so the actor "
+        "trains on data one policy version old (runtime.backend: local overlaps the two).",
+    )
 
 
 class DataConfig(Section):
@@ -169,15 +175,43 @@ class LoggingConfig(Section):
     console_every: int = Field(1, ge=0, description="Print the per-step line every N steps (0: never).")
 
 
+class RolePlacement(Section):
+    """Where one role runs (``runtime.placement``)."""
+
+    device: str | None = Field(
+        None,
+        description="Torch device of the role's model (e.g. cuda:1); null: the role's section "
+        "(actor.device, critic.device; the rollout follows actor.device).",
+    )
+    cpu_threads: int | None = Field(
+        None, ge=1, description="torch intra-op threads in the role's process (local backend); null: runtime.cpu_threads."
+    )
+
+
+#: Roles that ``runtime.placement`` may name (critics also one by one: critic0, critic1, ...).
+PLACEABLE_ROLES = ("actor", "critic", "rollout", "reference", "reward")
+
+
 class RuntimeConfig(Section):
     """Where the roles run."""
 
-    backend: Literal["inline"] = Field("inline", description="inline: all roles in one process.")
+    backend: Literal["inline", "local"] = Field(
+        "inline",
+        description="inline: all roles in the trainer's process, one call at a time. local: a "
+        "process per role, arrays through shared memory, critics overlapped with the actor "
+        "(docs/trainer.md).",
+    )
     cpu_threads: int | None = Field(
         1,
         ge=1,
-        description="torch intra-op CPU threads; null: torch's default (all cores). Tiny models run "
-        "fastest on 1: their matmuls are too small to amortise thread synchronisation.",
+        description="torch intra-op CPU threads (per role process with the local backend); null: "
+        "torch's default (all cores). Tiny models run fastest on 1: their matmuls are too small to "
+        "amortise thread synchronisation.",
+    )
+    placement: dict[str, RolePlacement] = Field(
+        default_factory=dict,
+        description="Per role (actor, critic or critic<m>, rollout, reference, reward): device and "
+        "cpu_threads, e.g. {critic: {device: cuda:1}}.",
     )
     release_freed_memory: bool = Field(
         False,
@@ -186,6 +220,32 @@ class RuntimeConfig(Section):
         "peak RSS -5% and ~600 MiB less held between steps, but the actor update 1.15-2x slower "
         "(every large tensor becomes a fresh mmap); no-op off glibc.",
     )
+
+    @model_validator(mode="after")
+    def _known_roles(self) -> RuntimeConfig:
+        import difflib
+
+        for name in self.placement:
+            if name in PLACEABLE_ROLES or (name.startswith("critic") and name[6:].isdigit()):
+                continue
+            close = difflib.get_close_matches(name, PLACEABLE_ROLES, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ValueError(f"runtime.placement: unknown role {name!r} (roles: {', '.join(PLACEABLE_ROLES)}, critic<m>){hint}")
+        return self
+
+    def device_of(self, role: str, default: str) -> str:
+        """The device ``role`` runs on: its placement (``critic<m>``, then ``critic``), else ``default``."""
+        for key in (role, "critic" if role.startswith("critic") else None):
+            if key in self.placement and self.placement[key].device is not None:
+                return str(self.placement[key].device)
+        return default
+
+    def threads_of(self, role: str) -> int | None:
+        """torch intra-op threads of ``role``'s process: its placement, else ``cpu_threads``."""
+        for key in (role, "critic" if role.startswith("critic") else None):
+            if key in self.placement and self.placement[key].cpu_threads is not None:
+                return self.placement[key].cpu_threads
+        return self.cpu_threads
 
 
 class TrainConfig(Section):
