@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -131,3 +132,47 @@ def test_a_forked_child_does_not_remove_its_parents_segment() -> None:
     os.waitpid(pid, 0)
     assert os.path.exists(_path(arena.name))
     arena.close()
+
+
+def test_a_truncated_segment_is_refused_before_it_is_mapped() -> None:
+    with SharedArena.create({"x": ((1000,), np.float64)}) as arena:
+        path = _path(arena.name)
+        for size in (os.path.getsize(path) - 8, 100, 12, 0):
+            os.truncate(path, size)  # as another process could, before a reader opens it
+            with pytest.raises(ValueError, match="name: .*(truncated|cannot hold|not an asyppo)"):
+                SharedArena.open(arena.name)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"{", b'{"arrays": 3}', b'{"arrays": {"x": {"dtype": "f8", "shape": [-1], "offset": 0}}}'],
+)
+def test_a_segment_with_a_bad_header_is_a_value_error(header: bytes) -> None:
+    with SharedArena.create({"x": ((4,), np.int8)}, name=f"bad-{os.getpid()}") as arena:
+        with open(_path(arena.name), "r+b") as f:
+            f.write(b"ASYPPOA1" + len(header).to_bytes(8, "little") + header)
+        with pytest.raises(ValueError, match="unreadable header"):
+            SharedArena.open(arena.name)
+
+
+def test_segments_of_a_killed_creator_are_swept_and_live_ones_are_not() -> None:
+    # The child creates a segment and dies by SIGKILL: no finalizer, no atexit handler runs.
+    code = """
+import os, signal, numpy as np
+from asyppo.engine import SharedArena
+arena = SharedArena.create({"x": ((8,), np.float32)})
+print(arena.name, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    name = done.stdout.strip()
+    assert done.returncode == -9 and os.path.exists(_path(name))
+    assert name not in SharedArena.sweep_stale(min_age=600)  # too recent
+    # Aged by hand, so that the sweep spares whatever other tests are handing over just now.
+    os.utime(_path(name), (time.time() - 3600, time.time() - 3600))
+    with SharedArena.create({"x": ((1,), np.int8)}) as live:
+        os.utime(_path(live.name), (time.time() - 3600, time.time() - 3600))
+        assert name in SharedArena.sweep_stale(min_age=600)
+        assert not os.path.exists(_path(name)) and os.path.exists(_path(live.name))

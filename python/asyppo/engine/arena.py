@@ -5,7 +5,17 @@ Layout of the segment (a file in ``/dev/shm``, mapped with ``mmap``): 8-byte mag
 "offset"}}}``, then the arrays' bytes; offsets count from the first 64-byte boundary after the
 header and are 64-byte aligned. The creator removes the
 ``/dev/shm`` entry on ``close()``, on garbage collection and at interpreter exit; openers only
-unmap. (A creator killed by SIGKILL cannot clean up; nothing in-process can.)
+unmap. A creator killed by SIGKILL cannot clean up; :meth:`SharedArena.sweep_stale` (called by the
+next run or the parent) removes such segments, recognised by their names: a name starts with the
+pid of the process whose lifetime the segment belongs to, ``<pid>-...`` (the creator's pid for the
+names :meth:`SharedArena.create` makes, ``<pid>-<12 hex digits>``).
+
+:meth:`SharedArena.open` checks the file against its header (magic, header length, every array's
+extent) before mapping it, so a truncated or foreign file is a ``ValueError``, not a SIGBUS. What
+remains: a file truncated *after* a reader mapped it makes that reader's accesses past the new end
+raise SIGBUS. Only a process of the same user holding the path or a descriptor can truncate it
+(mode 0600; the creator closes its descriptor once mapped, asyppo never truncates), and nobody can
+once the entry is unlinked, which is why the runtime's receivers unlink right after opening.
 
 Plain ``mmap`` is used rather than ``multiprocessing.shared_memory`` because the latter's resource
 tracker (Python < 3.13) unlinks a segment when any *opener* exits.
@@ -16,9 +26,11 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import re
 import secrets
 import struct
 import tempfile
+import time
 import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
@@ -31,6 +43,10 @@ _Arena = TypeVar("_Arena", bound="SharedArena")
 _MAGIC = b"ASYPPOA1"
 _ALIGN = 64
 _PREFIX = "asyppo-"
+#: The longest JSON header :meth:`SharedArena.open` reads.
+_MAX_HEADER = 1 << 24
+#: A segment file whose name carries the pid it belongs to.
+_PID_NAME = re.compile(re.escape(_PREFIX) + r"([0-9]+)-")
 
 
 def segment_directory() -> str:
@@ -66,6 +82,46 @@ def _release(mm: mmap.mmap, path: str | None, creator_pid: int) -> None:
         mm.close()
     except BufferError:
         pass
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (in this PID namespace); a reused pid counts as alive."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a pid this system can have: leave it
+    return pid > 0
+
+
+def _read_header(fd: int, path: str) -> tuple[dict[str, dict[str, Any]], int]:
+    """The layout of the segment open as ``fd`` and where its arrays start, after checking that
+    the file holds the magic, the whole header and every array's bytes; else ``ValueError``."""
+    size = os.fstat(fd).st_size
+    head = os.pread(fd, 16, 0)
+    if len(head) < 16 or head[:8] != _MAGIC:
+        raise ValueError(f"name: {path} is not an asyppo shared arena")
+    (n,) = struct.unpack("<Q", head[8:])
+    if n > min(size - 16, _MAX_HEADER):
+        raise ValueError(f"name: {path} ({size} bytes) cannot hold its {n}-byte header")
+    try:
+        layout = json.loads(os.pread(fd, n, 16))["arrays"]
+        start = _aligned(16 + n)
+        end = max((start + _extent(v) for v in layout.values()), default=start)
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise ValueError(f"name: {path} has an unreadable header ({err})") from None
+    if size < end:
+        raise ValueError(f"name: {path} is {size} bytes, its arrays need {end}: truncated")
+    return layout, start
+
+
+def _extent(spec: dict[str, Any]) -> int:
+    """Where an array of the header ends, counted from the start of the arrays."""
+    offset, shape, dtype = spec["offset"], spec["shape"], np.dtype(spec["dtype"])
+    if not all(isinstance(d, int) and d >= 0 for d in [offset, *shape]) or dtype.hasobject:
+        raise ValueError(f"bad array offset {offset}, shape {shape} or dtype {dtype}")
+    return offset + int(np.prod(shape, dtype=object)) * dtype.itemsize
 
 
 class SharedArena(Mapping[str, np.ndarray]):
@@ -145,22 +201,49 @@ class SharedArena(Mapping[str, np.ndarray]):
 
     @classmethod
     def open(cls, name: str) -> SharedArena:
-        """Attach to the segment ``name`` made by another process; closing only unmaps it."""
+        """Attach to the segment ``name`` made by another process; closing only unmaps it.
+
+        The file's size is checked against its header and layout before it is mapped: a
+        truncated or foreign file is a ``ValueError`` naming it."""
         path = segment_path(name)
         try:
             fd = os.open(path, os.O_RDWR)
         except FileNotFoundError:
             raise ValueError(f"name: no shared arena {name!r} (looked for {path})") from None
         try:
+            layout, start = _read_header(fd, path)
             mm = mmap.mmap(fd, 0)
         finally:
             os.close(fd)
-        if mm[:8] != _MAGIC:
-            mm.close()
-            raise ValueError(f"name: {path} is not an asyppo shared arena")
-        (n,) = struct.unpack("<Q", mm[8:16])
-        layout = json.loads(mm[16 : 16 + n])["arrays"]
-        return cls(mm, name, layout, _aligned(16 + n), owner=False)
+        return cls(mm, name, layout, start, owner=False)
+
+    @staticmethod
+    def sweep_stale(*, min_age: float = 0.0) -> list[str]:
+        """Remove the segments left by dead processes; returns their names.
+
+        A segment file ``asyppo-<pid>-...`` of this user whose ``<pid>`` is no running process,
+        last modified at least ``min_age`` seconds ago, is unlinked (processes that still map it
+        keep their memory). Call it where no hand-over (:meth:`hand_over`) from a process that may
+        have exited is still waiting to be opened, e.g. when a run starts, or in the parent once its
+        workers are gone; ``min_age`` spares recent segments otherwise. Names that do not start
+        with a pid are never touched. Not for segments shared across PID namespaces (containers
+        sharing ``/dev/shm``): a pid is looked up in this process's namespace.
+        """
+        directory, now, removed = segment_directory(), time.time(), []
+        for entry in os.listdir(directory):
+            match = _PID_NAME.match(entry)
+            if match is None or _alive(int(match.group(1))):
+                continue
+            path = os.path.join(directory, entry)
+            try:
+                info = os.stat(path)
+                if info.st_uid != os.getuid() or now - info.st_mtime < min_age:
+                    continue
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            removed.append(entry[len(_PREFIX) :])
+        return removed
 
     def __getitem__(self, key: str) -> np.ndarray:
         try:
