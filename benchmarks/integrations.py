@@ -9,7 +9,7 @@ TRL: the same tiny random Qwen3 actor, prompts and reward (the share of digits i
 trained with GRPO three ways: TRL's ``GRPOTrainer`` (``loss_type="grpo"``, TRL's advantages),
 ``AsyppoGRPOTrainer`` (the engine's advantages and asyppo's loss inside TRL), and asyppo's own
 trainer (``python -m asyppo train algo.name=grpo``). Samples/s are sampled responses over the
-summed per-step times (startup excluded); the reward curve is the mean reward per step.
+summed times of steps 2..N (startup and the first step's lazy initialisation excluded); the reward curve is the mean reward per step.
 
     python benchmarks/integrations.py                 # both, the figures in benchmarks/RESULTS.md
     python benchmarks/integrations.py --part verl --rows 256 --cols 2048
@@ -106,11 +106,11 @@ def tiny_model(root: Path, hidden: int) -> Path:
 
 
 def run_trl(model_dir: Path, prompts: list[str], ours: bool, steps: int, n_prompts: int, n: int,
-            max_new: int, out: Path) -> tuple[float, list[float]]:
+            max_new: int, out: Path) -> tuple[list[float], list[float]]:
     from asyppo.algos import AlgoConfig
     from asyppo.integrations.trl import AsyppoGRPOTrainer
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
     def digit_share(completions: list[str], **kwargs: object) -> list[float]:
@@ -129,13 +129,14 @@ def run_trl(model_dir: Path, prompts: list[str], ours: bool, steps: int, n_promp
         processing_class=AutoTokenizer.from_pretrained(model_dir),
     )
     trainer = AsyppoGRPOTrainer(**kwargs, algo=AlgoConfig(name="grpo")) if ours else GRPOTrainer(**kwargs)
+    trainer.remove_callback(PrinterCallback)  # one dict per step on stdout
     trainer.train()
     logs = [row for row in trainer.state.log_history if "step_time" in row]
-    return sum(row["step_time"] for row in logs), [row["reward"] for row in logs]
+    return [row["step_time"] for row in logs], [row["reward"] for row in logs]
 
 
 def run_asyppo(model_dir: Path, root: Path, rows: list[dict], steps: int, n_prompts: int, n: int,
-               max_new: int) -> tuple[float, list[float]]:
+               max_new: int) -> tuple[list[float], list[float]]:
     (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (root / "rewards.py").write_text(REWARD_FILE)
     out = root / "asyppo_run"
@@ -153,7 +154,7 @@ def run_asyppo(model_dir: Path, root: Path, rows: list[dict], steps: int, n_prom
                    stdout=subprocess.DEVNULL)
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train = [m for m in metrics if "time/step" in m]
-    return sum(m["time/step"] for m in train), [m["reward/mean"] for m in train]
+    return [m["time/step"] for m in train], [m["reward/mean"] for m in train]
 
 
 def bench_trl(steps: int, n_prompts: int, n: int, max_new: int, hidden: int) -> None:
@@ -161,7 +162,6 @@ def bench_trl(steps: int, n_prompts: int, n: int, max_new: int, hidden: int) -> 
 
     rows, _ = task_splits(ArithmeticTask(low=10, high=49, n_eval=8))
     rows = rows[: n_prompts * steps]
-    samples = steps * n_prompts * n
     print(f"\nGRPO on the same tiny Qwen3 (hidden {hidden}, 2 layers), {n_prompts} prompts x {n} "
           f"samples x {max_new} new tokens per step, {steps} steps; trl {_version('trl')}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,11 +175,12 @@ def bench_trl(steps: int, n_prompts: int, n: int, max_new: int, hidden: int) -> 
             ),
             "asyppo trainer, algo.name=grpo": run_asyppo(model_dir, root, rows, steps, n_prompts, n, max_new),
         }
-    base = samples / results["TRL GRPOTrainer"][0]
+    timed = (steps - 1) * n_prompts * n  # the first step (lazy initialisation) is not timed
+    base = timed / sum(results["TRL GRPOTrainer"][0][1:])
     marks = sorted({0, steps // 4, steps // 2, 3 * steps // 4, steps - 1})
     print(f"{'run':<36}{'samples/s':>10}{'vs TRL':>8}   reward at steps " + ", ".join(str(m + 1) for m in marks))
-    for name, (seconds, curve) in results.items():
-        rate = samples / seconds
+    for name, (step_times, curve) in results.items():
+        rate = timed / sum(step_times[1:])
         print(f"{name:<36}{rate:>10.1f}{rate / base:>7.2f}x   " + ", ".join(f"{curve[m]:.3f}" for m in marks))
 
 

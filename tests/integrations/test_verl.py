@@ -208,3 +208,20 @@ def test_asyppo_advantages_with_one_critic_are_verls_gae() -> None:
     valid = b.mask.bool()
     torch.testing.assert_close(out.returns[valid], returns[valid])
     torch.testing.assert_close(verl_F.masked_whiten(out.advantages, b.mask)[valid], advantages[valid])
+
+
+def test_verls_external_modules_hook_registers_everything() -> None:
+    """``VERL_USE_EXTERNAL_MODULES=asyppo.integrations.verl_register``: ``import verl`` registers."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import verl\n"
+        "from verl.trainer.ppo import core_algos\n"
+        "print(sorted(k for k in core_algos.ADV_ESTIMATOR_REGISTRY if k.startswith('asyppo')),"
+        " 'asyppo' in core_algos.POLICY_LOSS_REGISTRY)\n"
+    )
+    env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "asyppo.integrations.verl_register"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == str(sorted(adapter.ADV_ESTIMATORS)) + " True"
