@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent / "trainer"))
-from trainer_assets import build_assets  # noqa: E402
+from trainer_assets import build_assets
 
 
 def brute_force_pass_at_k(n: int, c: int, k: int) -> float:

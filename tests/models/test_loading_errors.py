@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 from asyppo.models import ValueModel, context_length, load_actor, load_critic, read_model_config
-from conftest import save_causal_lm
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
 

@@ -11,7 +11,12 @@ import pytest
 import torch
 from asyppo import checkpoint
 from asyppo.config.schema import OptimConfig
-from asyppo.trainer.guards import NonFiniteError, NonFiniteGuard, check_finite_modules, nonfinite_metrics
+from asyppo.trainer.guards import (
+    NonFiniteError,
+    NonFiniteGuard,
+    check_finite_modules,
+    nonfinite_metrics,
+)
 from asyppo.trainer.optim import build_optimizer, clip_and_step, update_metrics
 
 

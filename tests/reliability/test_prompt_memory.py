@@ -39,7 +39,8 @@ def test_a_50mb_prompt_is_rejected_with_bounded_memory(tmp_path: Path) -> None:
     with path.open("w") as f:
         f.write(json.dumps({"prompt": "1+1=", "answer": "2"}) + "\n")
         f.write(json.dumps({"prompt": "7" * PROMPT_BYTES, "answer": "7"}) + "\n")
-    run = subprocess.run([sys.executable, "-c", SCRIPT, str(path)], capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-c", SCRIPT, str(path)], capture_output=True, text=True, timeout=300,
+                         check=False)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["message"] is not None, "the 50 MB prompt was accepted"

@@ -147,7 +147,7 @@ def dropped_by_critic(layers_kept: int | None) -> Callable[[PreTrainedModel, str
 
     def expected(model: PreTrainedModel, key: str) -> bool:
         prefix = f"{model.base_model_prefix}."
-        child, _, tail = (key[len(prefix) :] if key.startswith(prefix) else key).partition(".")
+        child, _, tail = key.removeprefix(prefix).partition(".")
         modules = dict(model.named_children())
         if child not in modules:
             return True
