@@ -13,13 +13,13 @@ import torch
 
 pytest.importorskip("trl", reason="the trl extra is not installed: pip install '.[trl]'")
 
-from asyppo.algos import AlgoConfig, LossNormalizer, PolicyLossInputs, compute_policy_loss  # noqa: E402
-from asyppo.integrations.trl import AsyppoGRPOTrainer, group_advantages  # noqa: E402
-from asyppo.toy.task import ArithmeticTask, task_splits  # noqa: E402
-from asyppo.toy.tokenizer import build_toy_tokenizer  # noqa: E402
-from datasets import Dataset  # noqa: E402
-from transformers import Qwen3Config, Qwen3ForCausalLM  # noqa: E402
-from trl import GRPOConfig, GRPOTrainer  # noqa: E402
+from asyppo.algos import AlgoConfig, LossNormalizer, PolicyLossInputs, compute_policy_loss
+from asyppo.integrations.trl import AsyppoGRPOTrainer, group_advantages
+from asyppo.toy.task import ArithmeticTask, task_splits
+from asyppo.toy.tokenizer import build_toy_tokenizer
+from datasets import Dataset
+from transformers import Qwen3Config, Qwen3ForCausalLM
+from trl import GRPOConfig, GRPOTrainer
 
 N_GEN = 4
 
@@ -29,25 +29,49 @@ def digit_share(completions: list[str], **kwargs: object) -> list[float]:
     return [sum(c.isdigit() for c in s) / max(len(s), 1) for s in completions]
 
 
-def make_trainer(tmp_path: Path, algo: AlgoConfig | None = None, loss: str = "asyppo", **args: object) -> AsyppoGRPOTrainer:
+def make_trainer(
+    tmp_path: Path, algo: AlgoConfig | None = None, loss: str = "asyppo", **args: object
+) -> AsyppoGRPOTrainer:
     tokenizer = build_toy_tokenizer()
     torch.manual_seed(0)
     config = Qwen3Config(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=64,
-        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=64,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
     )
     train, _ = task_splits(ArithmeticTask(low=10, high=19, n_eval=8))
     grpo_args = GRPOConfig(
-        output_dir=str(tmp_path), per_device_train_batch_size=8, num_generations=N_GEN,
-        max_completion_length=6, max_steps=2, report_to=[], use_cpu=True, logging_steps=1,
-        save_strategy="no", learning_rate=1e-3, seed=0, disable_tqdm=True, **args,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        num_generations=N_GEN,
+        max_completion_length=6,
+        max_steps=2,
+        report_to=[],
+        use_cpu=True,
+        logging_steps=1,
+        save_strategy="no",
+        learning_rate=1e-3,
+        seed=0,
+        disable_tqdm=True,
+        **args,
     )
     return AsyppoGRPOTrainer(
-        model=Qwen3ForCausalLM(config), reward_funcs=digit_share, args=grpo_args,
+        model=Qwen3ForCausalLM(config),
+        reward_funcs=digit_share,
+        args=grpo_args,
         train_dataset=Dataset.from_list([{"prompt": r["prompt"]} for r in train[:16]]),
-        processing_class=tokenizer, algo=algo, loss=loss,
+        processing_class=tokenizer,
+        algo=algo,
+        loss=loss,
     )
 
 
@@ -77,9 +101,18 @@ def test_engine_advantages_equal_trls(tmp_path: Path, name: str, scale_rewards: 
 
 def test_rloo_advantages_use_the_others_mean() -> None:
     rewards = torch.tensor([1.0, 0.0, 0.5, 0.5, 2.0, 2.0, 2.0, 0.0])
-    expected = torch.tensor([
-        1 - 1 / 3, 0 - 2 / 3, 0.5 - 0.5, 0.5 - 0.5, 2 - 4 / 3, 2 - 4 / 3, 2 - 4 / 3, 0 - 2,
-    ])
+    expected = torch.tensor(
+        [
+            1 - 1 / 3,
+            0 - 2 / 3,
+            0.5 - 0.5,
+            0.5 - 0.5,
+            2 - 4 / 3,
+            2 - 4 / 3,
+            2 - 4 / 3,
+            0 - 2,
+        ]
+    )
     torch.testing.assert_close(group_advantages(rewards, 4, "rloo", 0.0), expected)
 
 
@@ -102,7 +135,9 @@ def _with_old_log_probs(trainer: AsyppoGRPOTrainer, batch: dict) -> dict:
     return {**batch, "old_per_token_logps": logps + 0.3 * torch.randn(logps.shape, generator=g)}
 
 
-def _loss_and_grads(trainer: AsyppoGRPOTrainer, batch: dict, fn: object) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _loss_and_grads(
+    trainer: AsyppoGRPOTrainer, batch: dict, fn: object
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     trainer.model.zero_grad()
     loss = fn(trainer, trainer.model, batch)
     loss.backward()
@@ -118,8 +153,10 @@ def _loss_and_grads(trainer: AsyppoGRPOTrainer, batch: dict, fn: object) -> tupl
         ("dr_grpo", AlgoConfig(name="drgrpo"), 0.2),
     ],
 )
-def test_asyppo_loss_equals_trls_loss_type(tmp_path: Path, loss_type: str, algo: AlgoConfig, epsilon_high: float) -> None:
-    """GRPO / DAPO / Dr.GRPO aggregation through asyppo's loss = TRL's loss_type, value and gradient."""
+def test_asyppo_loss_equals_trls_loss_type(
+    tmp_path: Path, loss_type: str, algo: AlgoConfig, epsilon_high: float
+) -> None:
+    """GRPO / DAPO / Dr.GRPO aggregation via asyppo's loss = TRL's loss_type (value, gradient)."""
     trainer = make_trainer(tmp_path, algo, loss_type=loss_type, epsilon_high=epsilon_high)
     _, batch = trl_and_ours(trainer)
     trainer.model.eval()  # no gradient-accumulation division on either side
@@ -162,7 +199,9 @@ def test_training_steps_run_and_log(tmp_path: Path) -> None:
     logs = [row for row in trainer.state.log_history if "loss" in row]
     assert len(logs) == 2 and all(torch.isfinite(torch.tensor(row["loss"])) for row in logs)
     assert "actor/clip_frac_high" in logs[0] and "reward" in logs[0]
-    assert any(not torch.equal(b, p) for b, p in zip(before, trainer.model.parameters(), strict=True))
+    assert any(
+        not torch.equal(b, p) for b, p in zip(before, trainer.model.parameters(), strict=True)
+    )
 
 
 def test_critic_estimators_and_unknown_losses_are_refused(tmp_path: Path) -> None:

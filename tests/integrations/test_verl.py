@@ -12,14 +12,14 @@ import torch
 
 pytest.importorskip("verl", reason="the verl extra is not installed: pip install '.[verl]'")
 
-import verl.utils.torch_functional as verl_F  # noqa: E402
-from asyppo.algos import AdvantageBatch, AlgoConfig, compute_advantages  # noqa: E402
-from asyppo.algos.policy_losses import asyppo_loss, PolicyLossInputs  # noqa: E402
-from asyppo.integrations import verl as adapter  # noqa: E402
-from integ_batches import make_batch  # noqa: E402
-from verl.trainer.config import AlgoConfig as VerlAlgoConfig  # noqa: E402
-from verl.trainer.ppo import core_algos  # noqa: E402
-from verl.workers.config import ActorConfig  # noqa: E402
+import verl.utils.torch_functional as verl_F
+from asyppo.algos import AdvantageBatch, AlgoConfig, compute_advantages
+from asyppo.algos.policy_losses import PolicyLossInputs, asyppo_loss
+from asyppo.integrations import verl as adapter
+from integ_batches import make_batch
+from verl.trainer.config import AlgoConfig as VerlAlgoConfig
+from verl.trainer.ppo import core_algos
+from verl.workers.config import ActorConfig
 
 VERL_GAE = core_algos.compute_gae_advantage_return  # kept before any test replaces it
 
@@ -85,7 +85,9 @@ def test_reinforce_plus_plus_equals_verl(layout: str, gamma: float) -> None:
 def test_masked_whiten_equals_verl(shift_mean: bool) -> None:
     b = make_batch(6, 16, 11, "multiturn", torch.float32)
     ours = adapter.masked_whiten(b.values, b.mask, shift_mean)
-    torch.testing.assert_close(ours, verl_F.masked_whiten(b.values, b.mask, shift_mean), **TOL[torch.float32])
+    torch.testing.assert_close(
+        ours, verl_F.masked_whiten(b.values, b.mask, shift_mean), **TOL[torch.float32]
+    )
 
 
 @pytest.mark.parametrize("n_tokens", [0, 1])
@@ -162,8 +164,16 @@ def test_policy_loss_with_masks_is_asyppos_loss() -> None:
     """verl's clipping + token-mean aggregation with both masks = asyppo.algos' AsyPPO loss."""
     old, new, adv, mask, entropy, adv_keep, ent_keep = _policy_batch(11)
     ours, metrics = adapter.compute_policy_loss_asyppo(
-        old, new, adv, mask, "token-mean", _actor_config(),
-        adv_keep=adv_keep, entropy=entropy, ent_keep=ent_keep, entropy_coeff=0.01,
+        old,
+        new,
+        adv,
+        mask,
+        "token-mean",
+        _actor_config(),
+        adv_keep=adv_keep,
+        entropy=entropy,
+        ent_keep=ent_keep,
+        entropy_coeff=0.01,
     )
     cfg = AlgoConfig(name="asyppo", clip_low=0.2, clip_high=0.28, clip_c=3.0, entropy_coef=0.01)
     inputs = PolicyLossInputs(new, old, adv, mask, entropy, adv_keep, ent_keep)
@@ -175,7 +185,9 @@ def test_policy_loss_with_masks_is_asyppos_loss() -> None:
     for mine, ref in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(mine, ref)
     valid = mask.bool()
-    assert metrics["actor/adv_masked_frac"] == pytest.approx(float((~adv_keep & valid).sum() / valid.sum()))
+    assert metrics["actor/adv_masked_frac"] == pytest.approx(
+        float((~adv_keep & valid).sum() / valid.sum())
+    )
 
 
 @pytest.mark.parametrize("scope", ["batch", "sequence", "group"])
@@ -188,7 +200,10 @@ def test_asyppo_advantages_equal_the_packed_estimator(scope: str) -> None:
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
     _, group_ids = np.unique(b.index, return_inverse=True)
     packed = AdvantageBatch(
-        offsets.numpy(), b.rewards[valid].numpy(), b.rewards.sum(dim=1).numpy(), group_ids,
+        offsets.numpy(),
+        b.rewards[valid].numpy(),
+        b.rewards.sum(dim=1).numpy(),
+        group_ids,
         critics[:, valid].numpy(),
     )
     ref = compute_advantages(packed, AlgoConfig(name="asyppo", mask_scope=scope), seed=0)
@@ -202,16 +217,25 @@ def test_asyppo_advantages_equal_the_packed_estimator(scope: str) -> None:
 def test_asyppo_advantages_with_one_critic_are_verls_gae() -> None:
     b = make_batch(13, 16, 9, "prefix", torch.float32)
     out = adapter.asyppo_advantages(
-        b.rewards, b.values[None], b.mask, gamma=0.99, lam=0.95, adv_mask_ratio=0, ent_filter_ratio=0
+        b.rewards,
+        b.values[None],
+        b.mask,
+        gamma=0.99,
+        lam=0.95,
+        adv_mask_ratio=0,
+        ent_filter_ratio=0,
     )
     advantages, returns = VERL_GAE(b.rewards, b.values, b.mask, 0.99, 0.95)
     valid = b.mask.bool()
     torch.testing.assert_close(out.returns[valid], returns[valid])
-    torch.testing.assert_close(verl_F.masked_whiten(out.advantages, b.mask)[valid], advantages[valid])
+    torch.testing.assert_close(
+        verl_F.masked_whiten(out.advantages, b.mask)[valid], advantages[valid]
+    )
 
 
 def test_verls_external_modules_hook_registers_everything() -> None:
-    """``VERL_USE_EXTERNAL_MODULES=asyppo.integrations.verl_register``: ``import verl`` registers."""
+    """With ``VERL_USE_EXTERNAL_MODULES=asyppo.integrations.verl_register``, importing verl
+    registers every name."""
     import os
     import subprocess
     import sys
@@ -223,5 +247,7 @@ def test_verls_external_modules_hook_registers_everything() -> None:
         " 'asyppo' in core_algos.POLICY_LOSS_REGISTRY)\n"
     )
     env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "asyppo.integrations.verl_register"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip().splitlines()[-1] == str(sorted(adapter.ADV_ESTIMATORS)) + " True"

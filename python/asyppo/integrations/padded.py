@@ -26,7 +26,8 @@ class Packing:
     Attributes:
         mask: bool ``[B, L]`` on the CPU.
         index: int64 ``[T]``; the flat (row-major) positions of the masked tokens, in order.
-        offsets: int64 ``[B+1]``; row ``b``'s masked tokens are packed ``[offsets[b], offsets[b+1])``.
+        offsets: int64 ``[B+1]``; row ``b``'s masked tokens are packed at
+            ``[offsets[b], offsets[b+1])``.
         prefix: every row's masked tokens are its first ones (no gaps, as in single-turn data).
     """
 
@@ -55,7 +56,9 @@ class Packing:
         filled = lengths > 0
         row_start = torch.arange(rows, dtype=torch.int64)[filled] * cols
         first, last = index[offsets[:-1][filled]], index[offsets[1:][filled] - 1]
-        prefix = bool(torch.equal(first, row_start) and torch.equal(last, row_start + lengths[filled] - 1))
+        prefix = bool(
+            torch.equal(first, row_start) and torch.equal(last, row_start + lengths[filled] - 1)
+        )
         return cls(mask, index, offsets, prefix)
 
     @property

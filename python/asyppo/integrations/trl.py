@@ -49,7 +49,7 @@ GRPO_CONFIG_TO_ASYPPO: dict[str, str] = {
     "loss_type='grpo'": "algo.loss_agg=seq-mean-token-mean",
     "loss_type='bnpo' / 'dapo'": "algo.loss_agg=token-mean",
     "loss_type='dr_grpo'": "algo.loss_agg=seq-mean-token-sum-norm",
-    "mask_truncated_completions": "(none: reward.truncated_score scores truncated responses instead)",
+    "mask_truncated_completions": "(none: reward.truncated_score scores truncated responses)",
     "reward_weights": "reward.user_weight (the verifier's score plus one weighted reward.user_fn)",
 }
 
@@ -161,7 +161,9 @@ class AsyppoGRPOTrainer(GRPOTrainer):
             return super()._compute_loss(model, inputs)
         prompt_ids, completion_ids = inputs["prompt_ids"], inputs["completion_ids"]
         completion_mask = inputs["completion_mask"]
-        mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
+        mask = (
+            completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
+        )
         log_probs, entropy, _ = self._get_per_token_logps_and_entropies(
             model,
             torch.cat([prompt_ids, completion_ids], dim=1),

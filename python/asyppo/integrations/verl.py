@@ -63,14 +63,18 @@ def _result_dtype(*tensors: torch.Tensor) -> torch.dtype:
 
 def _check_shape(name: str, x: torch.Tensor, shape: torch.Size) -> None:
     if tuple(x.shape) != tuple(shape):
-        raise ValueError(f"{name}: expected shape {tuple(shape)} (as response_mask), got {tuple(x.shape)}")
+        raise ValueError(
+            f"{name}: expected shape {tuple(shape)} (as response_mask), got {tuple(x.shape)}"
+        )
 
 
 def _group_ids(index: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """verl's ``index`` (uids of any hashable, sortable kind, ``[B]``) -> int64 ids and group sizes per row."""
+    """verl's ``index`` (``[B]`` uids of one sortable kind) -> int64 ids and each row's group size."""
     uids = np.asarray(index)
     if uids.shape != (batch_size,):
-        raise ValueError(f"index: expected {batch_size} group ids (one per row), got shape {uids.shape}")
+        raise ValueError(
+            f"index: expected {batch_size} group ids (one per row), got shape {uids.shape}"
+        )
     _, inverse, counts = np.unique(uids, return_inverse=True, return_counts=True)
     ids = inverse.reshape(-1).astype(np.int64)
     return ids, counts[ids]
@@ -404,10 +408,15 @@ def compute_policy_loss_asyppo(
     )
     if entropy_coeff > 0:
         if entropy is None:
-            raise ValueError(f"entropy: entropy_coeff={entropy_coeff} > 0 needs the [B, L] entropy, got None")
+            raise ValueError(
+                f"entropy: entropy_coeff={entropy_coeff} > 0 needs the [B, L] entropy, got None"
+            )
         kept = entropy if ent_keep is None else entropy * ent_keep
         bonus = core_algos.agg_loss(
-            loss_mat=kept, loss_mask=response_mask, loss_agg_mode=loss_agg_mode, **config.global_batch_info
+            loss_mat=kept,
+            loss_mask=response_mask,
+            loss_agg_mode=loss_agg_mode,
+            **config.global_batch_info,
         )
         loss = loss - entropy_coeff * bonus
         metrics["actor/entropy_kept"] = float(bonus.detach())
