@@ -1,4 +1,4 @@
-"""Benchmark of the Rust data engine (issue 2, item 6). Not a test: it prints a Markdown table.
+"""Benchmark of the Rust data engine (docs/data_engine.md). Not a test: it prints a Markdown table.
 
 For each kernel on a packed batch it reports the median wall time, the median time of a plain
 numpy copy of the same input + output bytes (every input and output array copied once, measured
