@@ -8,29 +8,29 @@
 /// ```text
 /// avx2_dispatch! {
 ///     /// Docs of the dispatching function.
-///     fn kernel<F: Real; const G: usize>(xs: &[F], out: &mut [F]) -> bool = kernel_portable;
+///     fn kernel<F: Real>(xs: &[F], out: &mut [F]) -> bool = kernel_portable;
 /// }
 /// ```
 macro_rules! avx2_dispatch {
     (
         $(#[$doc:meta])*
-        fn $name:ident<$($gen:ident: $bound:path),* $(; const $cname:ident: $cty:ty)?>
+        fn $name:ident<$($gen:ident: $bound:path),*>
             ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $portable:ident;
     ) => {
         $(#[$doc])*
-        fn $name<$($gen: $bound,)* $(const $cname: $cty)?>($($arg: $ty),*) $(-> $ret)? {
+        fn $name<$($gen: $bound,)*>($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2")]
-                fn avx2<$($gen: $bound,)* $(const $cname: $cty)?>($($arg: $ty),*) $(-> $ret)? {
-                    $portable::<$($gen,)* $($cname)?>($($arg),*)
+                fn avx2<$($gen: $bound,)*>($($arg: $ty),*) $(-> $ret)? {
+                    $portable::<$($gen,)*>($($arg),*)
                 }
                 if std::arch::is_x86_feature_detected!("avx2") {
                     // SAFETY: the CPU supports AVX2 (checked just above).
-                    return unsafe { avx2::<$($gen,)* $($cname)?>($($arg),*) };
+                    return unsafe { avx2::<$($gen,)*>($($arg),*) };
                 }
             }
-            $portable::<$($gen,)* $($cname)?>($($arg),*)
+            $portable::<$($gen,)*>($($arg),*)
         }
     };
 }
