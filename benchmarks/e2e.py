@@ -7,16 +7,22 @@ its own; each does ``--warmup`` untimed steps then ``--steps`` timed ones throug
 ``Trainer.train_step`` (generation, rewards, values, advantages, critic and actor updates, sync).
 Random-init actors almost never emit EOS, so every run generates the same number of tokens.
 
-    python benchmarks/e2e.py [--steps 4] [--warmup 1] [--depth 1] [--gradient-checkpointing] [--phase-memory]
+    python benchmarks/e2e.py [--backend inline local] [--max-staleness 0 1] [--steps 4] [--warmup 1]
+                             [--depth 1] [--gradient-checkpointing] [--phase-memory]
+
+``--backend`` and ``--max-staleness`` take several values: every combination runs, in one
+invocation, so the ratios compare runs of the same session (``max-staleness 1`` runs AsyPPO only).
+With the ``local`` backend the roles' peak RSS is summed over their processes and the driver's.
 
 ``--gradient-checkpointing`` turns activation checkpointing on for the actor and every critic in all
-three runs alike (the setting large-model runs use), so the shared activation memory shrinks.
+runs alike (the setting large-model runs use), so the shared activation memory shrinks.
 
-``--phase-memory`` is a diagnostic run (Linux): it resets the kernel's RSS high-water mark at every
-phase boundary and prints RSS after imports and after building the roles, then each phase's peak
-over all steps. Take the recorded ratios from a run without it (the resets also reset getrusage).
+``--phase-memory`` is a diagnostic run (Linux, inline backend): it resets the kernel's RSS
+high-water mark at every phase boundary and prints RSS after imports and after building the roles,
+then each phase's peak over all steps. Take the recorded ratios from a run without it.
 
-Bars (issue 4): AsyPPO / PPO peak memory <= 0.85 and step time <= 0.9; AsyPPO / GRPO step time <= 1.3.
+Bars: AsyPPO / PPO peak memory <= 0.85 and step time <= 0.9; AsyPPO / GRPO step time <= 1.3
+(inline) and <= 1.10 (local); AsyPPO with max_staleness 1 <= 0.85x its synchronous local step.
 """
 
 from __future__ import annotations
@@ -108,8 +114,8 @@ def track_phase_peaks(peaks: dict[str, float]) -> None:
     loop.PhaseTimer = PeakTimer  # type: ignore[misc]
 
 
-def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: str,
-           phase_memory: bool = False, gradient_checkpointing: bool = False) -> dict[str, float]:
+def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: str, backend: str,
+           max_staleness: int, phase_memory: bool = False, gradient_checkpointing: bool = False) -> dict[str, float]:
     """Runs in the subprocess: time ``steps`` training steps after ``warmup`` ones."""
     from asyppo.config import load_train_config
     from asyppo.trainer import Trainer
@@ -118,24 +124,36 @@ def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: 
     if phase_memory:
         peaks["after imports"] = rss_mb()[0]
         track_phase_peaks(peaks)
-    overrides = [o.format(**assets) for o in COMMON + RUNS[algo]] + [f"trainer.output_dir={out_dir}"]
+    overrides = [o.format(**assets) for o in COMMON + RUNS[algo]] + [
+        f"trainer.output_dir={out_dir}", f"runtime.backend={backend}", f"rollout.max_staleness={max_staleness}"]
     if gradient_checkpointing:
         overrides += ["actor.gradient_checkpointing=true", "critic.gradient_checkpointing=true"]
     trainer = Trainer(load_train_config(None, overrides))
     if phase_memory:
         peaks["after building roles"] = rss_mb()[0]
     kept = []
-    for i in range(warmup + steps):
-        metrics = trainer.train_step()
-        if i >= warmup:
-            kept.append(metrics)
-    times = [m["time/step"] for m in kept]
-    phases = ("generate", "values", "critic", "actor")
+    try:
+        for i in range(warmup + steps):
+            metrics = trainer.train_step()
+            if i >= warmup:
+                kept.append(metrics)
+    finally:
+        trainer.close()
+
+    def median(key: str) -> float:
+        values = [m[key] for m in kept if key in m]
+        return statistics.median(values) if values else 0.0
+
+    def critic_busy(m: dict[str, float]) -> float:
+        return max([v for k, v in m.items() if k.startswith("time/critic") and k.endswith("_update")], default=0.0)
+
+    driver_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {
-        **{f"{p}_s": statistics.median(m[f"time/{p}"] for m in kept if f"time/{p}" in m) if any(
-            f"time/{p}" in m for m in kept) else 0.0 for p in phases},
-        "step_time_s": statistics.median(times),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "generate_s": median("time/generate"), "hidden_s": median("time/generate_hidden"),
+        "values_s": median("time/values"), "update_s": median("time/update"),
+        "critic_s": statistics.median(critic_busy(m) for m in kept), "actor_s": median("time/actor_update"),
+        "step_time_s": median("time/step"),
+        "peak_rss_mb": driver_peak + kept[-1].get("perf/roles_peak_rss_mb", 0.0),
         "tokens_per_step": metrics["response/length_mean"] * 32,
         **{f"rss {name}": value for name, value in peaks.items()},
     }
@@ -146,6 +164,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--depth", type=int, default=1, help="multiply every model's layer count")
+    parser.add_argument("--backend", nargs="+", default=["inline"], choices=["inline", "local"])
+    parser.add_argument("--max-staleness", nargs="+", type=int, default=[0], choices=[0, 1])
     parser.add_argument("--phase-memory", action="store_true", help="diagnostic: peak RSS per phase")
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="activation checkpointing for the actor and every critic, in all runs")
@@ -154,39 +174,54 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        result = worker(args.worker, json.loads(args.assets), args.steps, args.warmup, args.out, args.phase_memory,
-                        args.gradient_checkpointing)
+        result = worker(args.worker, json.loads(args.assets), args.steps, args.warmup, args.out, args.backend[0],
+                        args.max_staleness[0], args.phase_memory, args.gradient_checkpointing)
         print(json.dumps(result))
         return
+    plan = [(algo, backend, 0) for backend in args.backend for algo in RUNS if 0 in args.max_staleness]
+    plan += [("asyppo", backend, 1) for backend in args.backend if 1 in args.max_staleness]
+    results: dict[tuple[str, str, int], dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         assets = build_assets(Path(tmp), args.depth)
-        results = {}
-        for algo in RUNS:
+        for algo, backend, staleness in plan:
+            label = f"{algo}/{backend}" + (" async" if staleness else "")
             cmd = [sys.executable, __file__, "--worker", algo, "--assets", json.dumps(assets),
-                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--out", str(Path(tmp) / f"run_{algo}"),
+                   "--steps", str(args.steps), "--warmup", str(args.warmup),
+                   "--out", str(Path(tmp) / f"run_{algo}_{backend}_{staleness}"),
+                   "--backend", backend, "--max-staleness", str(staleness),
                    *(["--phase-memory"] if args.phase_memory else []),
                    *(["--gradient-checkpointing"] if args.gradient_checkpointing else [])]
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode != 0:
-                sys.exit(f"{algo} worker failed:\n{done.stderr[-3000:]}")
-            results[algo] = json.loads(done.stdout.strip().splitlines()[-1])
-            r = results[algo]
-            print(f"{algo:7s} step {r['step_time_s']:.2f} s (generate {r['generate_s']:.2f}, values "
-                  f"{r['values_s']:.2f}, critic {r['critic_s']:.2f}, actor {r['actor_s']:.2f})   "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MiB", flush=True)
+                sys.exit(f"{label} worker failed:\n{done.stderr[-3000:]}")
+            r = results[(algo, backend, staleness)] = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{label:20s} step {r['step_time_s']:.2f} s (generate {r['generate_s']:.2f}, hidden "
+                  f"{r['hidden_s']:.2f}; values {r['values_s']:.2f}; update {r['update_s']:.2f}: critic "
+                  f"{r['critic_s']:.2f}, actor {r['actor_s']:.2f})   peak RSS {r['peak_rss_mb']:.0f} MiB", flush=True)
             for key in (k for k in r if k.startswith("rss ")):
                 print(f"          {key[4:]:22s} {r[key]:6.0f} MiB")
-    a, p, g = results["asyppo"], results["ppo"], results["grpo"]
-    ratios = {
-        "AsyPPO/PPO peak memory": (a["peak_rss_mb"] / p["peak_rss_mb"], 0.85),
-        "AsyPPO/PPO step time": (a["step_time_s"] / p["step_time_s"], 0.9),
-        "AsyPPO/GRPO step time": (a["step_time_s"] / g["step_time_s"], 1.3),
-    }
     print(f"\nparams: actor {int(assets['actor_params']):,}  full critic {int(assets['full_params']):,}  "
           f"mini critic {int(assets['mini_params']):,} "
           f"({int(assets['mini_params']) / int(assets['actor_params']):.2f}x the actor)")
-    for name, (ratio, bar) in ratios.items():
-        print(f"{name:24s} {ratio:.2f}  (bar <= {bar}: {'met' if ratio <= bar else 'NOT met'})")
+    bars = {"inline": 1.3, "local": 1.10}
+    for backend in args.backend:
+        a, p, g = (results.get((name, backend, 0)) for name in ("asyppo", "ppo", "grpo"))
+        ratios = {}
+        if a and p and g:
+            ratios = {
+                "AsyPPO/PPO peak memory": (a["peak_rss_mb"] / p["peak_rss_mb"], 0.85),
+                "AsyPPO/PPO step time": (a["step_time_s"] / p["step_time_s"], 0.9),
+                "AsyPPO/GRPO step time": (a["step_time_s"] / g["step_time_s"], bars[backend]),
+            }
+        if a and (async_run := results.get(("asyppo", backend, 1))):
+            ratios["AsyPPO async/sync step"] = (async_run["step_time_s"] / a["step_time_s"], 0.85)
+        for name, (ratio, bar) in ratios.items():
+            print(f"{backend:7s} {name:24s} {ratio:.2f}  (bar <= {bar}: {'met' if ratio <= bar else 'NOT met'})")
+    if "inline" in args.backend and "local" in args.backend:
+        for algo in RUNS:
+            if (algo, "inline", 0) in results and (algo, "local", 0) in results:
+                ratio = results[(algo, "local", 0)]["step_time_s"] / results[(algo, "inline", 0)]["step_time_s"]
+                print(f"{algo:7s} local/inline step time {ratio:.2f}")
     print(f"\nmachine: {platform.machine()} {platform.processor() or ''} "
           f"{len(__import__('os').sched_getaffinity(0))} cores; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
 

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from asyppo.config import ConfigError, dump_config, load_train_config
+from asyppo.runtime.base import RoleError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,13 +51,21 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     from asyppo.trainer import train
     from asyppo.trainer.report import print_run_report
+    from asyppo.trainer.signals import TrainingInterrupted
 
     resume, overrides = args.resume, list(args.overrides)
     if isinstance(resume, str) and "=" in resume:
         # `--resume key=value ...`: argparse took the first override as DIR; give it back.
         resume, overrides = True, [resume, *overrides]
     cfg = load_train_config(args.config, overrides)
-    result = train(cfg, resume=resume)
+    try:
+        result = train(cfg, resume=resume)
+    except TrainingInterrupted as stop:
+        print(f"{stop}\nresume with: python -m asyppo train --resume {cfg.trainer.output_dir}", file=sys.stderr)
+        return stop.exit_status
+    except KeyboardInterrupt:
+        print("aborted (second interrupt): the current step is lost; the roles were stopped", file=sys.stderr)
+        return 130
     print_run_report(result)
     return 0
 
@@ -99,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RoleError as exc:
+        # A role failed in its own process: name it, show its traceback, every role is stopped.
+        print(f"error: {exc.summary}\n--- traceback in role {exc.role!r} ---\n{exc.details.rstrip()}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError) as exc:
         # Bad input found while loading (a dataset row, a model directory, a tokenizer mismatch):
         # the message names it; the traceback only helps when debugging asyppo itself.
