@@ -3,7 +3,7 @@
 Every engine returns the packed layout of ``docs/architecture.md``: one flat int64 array of the
 response tokens of all N = n_prompts * n sequences plus ``offsets`` ``[N+1]``; sequence ``i`` answers
 prompt ``i // n``. Behaviour log-probs are returned when the engine has them cheaply; the trainer
-recomputes old log-probs with the actor before every update either way (DESIGN §3.1, §3.8).
+recomputes old log-probs with the actor before every update either way (docs/algorithm.md, steps 1 and 8).
 """
 
 from __future__ import annotations

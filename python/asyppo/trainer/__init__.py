@@ -1,4 +1,4 @@
-"""The AsyPPO trainer: the loop of DESIGN §3 over runtime roles, with eval, checkpoints and resume.
+"""The AsyPPO trainer: the loop of docs/algorithm.md over runtime roles, with eval, checkpoints and resume.
 
 ``Trainer`` and ``RunResult`` are imported on first use so that the light submodules (model
 input layout, schedules) do not pull in every role's dependencies.

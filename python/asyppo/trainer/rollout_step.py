@@ -1,5 +1,5 @@
-"""From sampled responses and their scores to the step's ``engine.TrajectoryBuffer`` (DESIGN
-§3.1-3.2), with the reward shaping and DAPO group filtering applied on the way."""
+"""From sampled responses and their scores to the step's ``engine.TrajectoryBuffer``
+(docs/algorithm.md, steps 1-2), with the reward shaping and DAPO group filtering applied on the way."""
 
 from __future__ import annotations
 

@@ -169,6 +169,8 @@ def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokeni
         eos_token_id=int(tokenizer.eos_token_id),
         pad_token_id=int(tokenizer.pad_token_id),
         seed=cfg.trainer.seed,
+        behavior_log_probs=cfg.rollout.max_staleness > 0,
+        micro_batch_tokens=cfg.trainer.micro_batch_tokens,
     )
     runtime.wait_ready()
     return Roles(runtime, rollout, actor, critics, reward, reference)

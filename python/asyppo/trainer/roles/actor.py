@@ -1,8 +1,8 @@
 """The actor role (policy) and the frozen reference role: log-probs and the PPO-family update.
 
-Old log-probs are always recomputed here before the update (DESIGN §3.1): the rollout engine's
-behaviour log-probs may come from another kernel or dtype. Log-probs are those of the tempered
-distribution the rollout sampled from, ``softmax(logits / temperature)``.
+Old log-probs are always recomputed here before the update (docs/algorithm.md, step 1): the
+rollout engine's behaviour log-probs may come from another kernel or dtype. Log-probs are those of
+the tempered distribution the rollout sampled from, ``softmax(logits / temperature)``.
 """
 
 from __future__ import annotations
@@ -118,9 +118,10 @@ class ActorRole(TrainableRole):
         ``ref_log_probs`` (float32 ``[T]``). Each mini-batch's micro-batches
         (:func:`micro_batches`: each model input within ``micro_batch_tokens``) accumulate
         gradients with the loss normalised by the mini-batch's global counts (``LossNormalizer``),
-        so the gradient does not depend on the micro-batch split (DESIGN §3.8). Returns token-weighted means of the loss
-        metrics, the mean mini-batch loss, ``actor/grad_norm``, ``actor/lr`` and
-        ``actor/optimizer_steps``.
+        so the gradient does not depend on the micro-batch split (docs/algorithm.md, step 8).
+        Returns token-weighted means of the loss metrics, the mean mini-batch loss,
+        ``actor/grad_norm``, ``actor/lr``, ``actor/optimizer_steps`` and ``time/actor_update``
+        (seconds spent in this role).
         """
         started = time.perf_counter()
         self.model.train()

@@ -68,7 +68,7 @@ class CriticRole(TrainableRole):
 
     @torch.no_grad()
     def values(self, batch: TrajectoryBuffer) -> np.ndarray:
-        """float32 ``[T]``: V_m(s_t) of every response token of ``batch`` (DESIGN §3.4)."""
+        """float32 ``[T]``: V_m(s_t) of every response token of ``batch`` (docs/algorithm.md, step 4)."""
         self.model.eval()
         return packed_outputs(
             batch,
@@ -79,7 +79,8 @@ class CriticRole(TrainableRole):
         )
 
     def update(self, shard: TrajectoryBuffer) -> dict[str, float]:
-        """Regress V_m on the returns of this critic's shard, ``ppo_epochs`` full-shard steps (DESIGN §3.7).
+        """Regress V_m on the returns of this critic's shard, ``ppo_epochs`` full-shard steps
+        (docs/algorithm.md, step 7).
 
         ``shard`` carries the token fields ``returns`` (float32 ``[T_shard]``) and ``values``
         (float32 ``[M, T_shard]``, every critic's values before this step's updates; row m is this

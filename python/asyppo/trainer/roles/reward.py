@@ -8,7 +8,7 @@ from transformers import PreTrainedTokenizerBase
 
 
 class RewardRole:
-    """Scores packed responses against reference answers (DESIGN §3.2)."""
+    """Scores packed responses against reference answers (docs/algorithm.md, step 2)."""
 
     def __init__(self, *, config: RewardConfig, tokenizer: PreTrainedTokenizerBase) -> None:
         self.runner = build_reward_fn(config)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 import torch
 from asyppo import checkpoint
@@ -12,6 +15,9 @@ from asyppo.config.schema import RolloutConfig
 from asyppo.models import load_actor
 from asyppo.rollout import HFGenerateEngine, RolloutEngine, RolloutOutput, SamplingParams
 from asyppo.runtime.weights import WeightsHandle, open_weights
+from asyppo.trainer.roles.actor import policy_outputs
+from asyppo.trainer.roles.microbatch import packed_outputs
+from asyppo.trainer.rollout_step import rollout_buffer
 
 
 def build_engine(
@@ -36,11 +42,16 @@ def build_engine(
 
 
 class RolloutRole:
-    """Generates responses with the weights the actor last published (DESIGN §3.9).
+    """Generates responses with the weights the actor last published (docs/algorithm.md, step 9).
 
     Sampling draws from this process's torch RNG, seeded with ``seed`` here, so the samples do
     not depend on which other roles were built before it (or in which process); the RNG state is
     part of the role's checkpoint.
+
+    With ``behavior_log_probs`` (asynchronous generation, ``rollout.max_staleness: 1``) every
+    generated batch comes back with the log-probs of its tokens under the weights that sampled it,
+    ``softmax(logits / temperature)`` as the actor computes them (``actor.policy_outputs``, in
+    micro-batches of ``micro_batch_tokens``), unless the engine returned its own.
     """
 
     def __init__(
@@ -52,10 +63,17 @@ class RolloutRole:
         eos_token_id: int,
         pad_token_id: int,
         seed: int,
+        behavior_log_probs: bool = False,
+        micro_batch_tokens: int = 8192,
     ) -> None:
         self.engine = build_engine(
             config, model_path, device=device, eos_token_id=eos_token_id, pad_token_id=pad_token_id, seed=seed
         )
+        self.device = device
+        self.pad_token_id = pad_token_id
+        self.temperature = config.temperature if config.temperature > 0 else 1.0
+        self.behavior_log_probs = behavior_log_probs
+        self.micro_batch_tokens = micro_batch_tokens
         self.buffer_id: str | None = None
         self.version = -1
         torch.manual_seed(seed)
@@ -70,7 +88,23 @@ class RolloutRole:
         it waited, to measure how much of generation overlapped with training)."""
         start = time.perf_counter()
         out = self.engine.generate(prompts_token_ids, sampling)
+        if self.behavior_log_probs and out.log_probs is None and isinstance(self.engine, HFGenerateEngine):
+            out = dataclasses.replace(out, log_probs=self._log_probs(prompts_token_ids, out))
         return out, time.perf_counter() - start
+
+    @torch.no_grad()
+    def _log_probs(self, prompts_token_ids: Sequence[Sequence[int]], out: RolloutOutput) -> np.ndarray:
+        """float32 ``[T]``: log-probs of ``out``'s tokens under this role's current weights."""
+        model = self.engine.model  # type: ignore[attr-defined]
+        model.eval()
+        batch = rollout_buffer(prompts_token_ids, out, np.zeros(len(out.prompt_index), np.float32), policy_version=0)
+        return packed_outputs(
+            batch,
+            lambda x: policy_outputs(model, x, temperature=self.temperature, with_entropy=False)[0],
+            max_tokens=self.micro_batch_tokens,
+            pad_token_id=self.pad_token_id,
+            device=self.device,
+        )
 
     def load_weights(self, handle: WeightsHandle) -> int:
         """Use version ``handle.version`` of the actor's weights; returns it.
