@@ -13,7 +13,13 @@ import torch
 pytest.importorskip("verl", reason="the verl extra is not installed: pip install '.[verl]'")
 
 import verl.utils.torch_functional as verl_F
-from asyppo.algos import AdvantageBatch, AlgoConfig, compute_advantages
+from asyppo.algos import (
+    AdvantageBatch,
+    AlgoConfig,
+    LossNormalizer,
+    aggregate_loss,
+    compute_advantages,
+)
 from asyppo.algos.policy_losses import PolicyLossInputs, asyppo_loss
 from asyppo.integrations import verl as adapter
 from integ_batches import make_batch
@@ -150,14 +156,30 @@ def _policy_batch(seed: int) -> tuple[torch.Tensor, ...]:
     return old, new, b.rewards, b.mask, entropy, keep[0], keep[1]
 
 
-def test_policy_loss_without_masks_is_verl_vanilla() -> None:
-    old, new, adv, mask, *_ = _policy_batch(10)
-    config = _actor_config()
-    for mode in ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum"):
-        ours, metrics = adapter.compute_policy_loss_asyppo(old, new, adv, mask, mode, config)
-        theirs, _ = core_algos.compute_policy_loss_vanilla(old, new, adv, mask, mode, config)
-        torch.testing.assert_close(ours, theirs)
-        assert metrics["actor/adv_masked_frac"] == 0.0
+@pytest.mark.parametrize(
+    ("verl_mode", "our_mode"),
+    [("token-mean", "token-mean"), ("seq-mean-token-mean", "seq-mean-token-mean")],
+)
+def test_policy_loss_called_as_verls_actor_loss_calls_it(verl_mode: str, our_mode: str) -> None:
+    """By name and with the keywords of verl's stock ``ppo_loss`` (no masks, no entropy), on
+    advantages with I^A folded in: asyppo.algos' AsyPPO loss without entropy, same aggregation."""
+    adapter.register()
+    old, new, adv, mask, _, adv_keep, _ = _policy_batch(10)
+    loss_fn = core_algos.get_policy_loss_fn("asyppo")
+    ours, metrics = loss_fn(
+        old_log_prob=old,
+        log_prob=new,
+        advantages=adv * adv_keep,
+        response_mask=mask,
+        loss_agg_mode=verl_mode,
+        config=_actor_config(),
+        rollout_is_weights=None,
+    )
+    cfg = AlgoConfig(name="asyppo", clip_high=0.28, clip_c=3.0, entropy_coef=0.0, loss_agg=our_mode)
+    per_token, _ = asyppo_loss(PolicyLossInputs(new, old, adv, mask, adv_keep=adv_keep), cfg)
+    reference = aggregate_loss(per_token, mask, LossNormalizer.from_masks([mask], cfg))
+    torch.testing.assert_close(ours, reference)
+    assert metrics["actor/adv_masked_frac"] == 0.0  # the mask reached verl inside the advantages
 
 
 def test_policy_loss_with_masks_is_asyppos_loss() -> None:
