@@ -26,7 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train (no arguments: the embedded CPU default)")
     train.add_argument("--config", help="YAML config file (see configs/)")
     train.add_argument("--resume", nargs="?", const=True, default=None, metavar="DIR",
-                       help="continue from the latest checkpoint of the run (or of DIR)")
+                       help="continue the run in DIR (default: trainer.output_dir) from its latest "
+                            "checkpoint (or the step_NNNNNN DIR), with its own config.yaml")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start over in a trainer.output_dir that already holds a run")
     train.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. algo.name=grpo")
 
     ev = commands.add_parser("eval", help="avg@k and pass@k of a model on datasets")
@@ -51,15 +54,23 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     from asyppo.trainer import train
     from asyppo.trainer.report import print_run_report
+    from asyppo.trainer.run_dir import resume_config, run_dir_of
     from asyppo.trainer.signals import TrainingInterrupted
 
     resume, overrides = args.resume, list(args.overrides)
     if isinstance(resume, str) and "=" in resume:
         # `--resume key=value ...`: argparse took the first override as DIR; give it back.
         resume, overrides = True, [resume, *overrides]
-    cfg = load_train_config(args.config, overrides)
+    if resume is None:
+        cfg = load_train_config(args.config, overrides)
+    else:
+        if isinstance(resume, str) and args.config:
+            raise ConfigError(f"--resume {resume} continues with the run's own config.yaml: drop --config "
+                              "and pass any changes as overrides")
+        where = resume if isinstance(resume, str) else load_train_config(args.config, overrides).trainer.output_dir
+        cfg = resume_config(run_dir_of(where), overrides)
     try:
-        result = train(cfg, resume=resume)
+        result = train(cfg, resume=resume, overwrite=args.overwrite)
     except TrainingInterrupted as stop:
         print(f"{stop}\nresume with: python -m asyppo train --resume {cfg.trainer.output_dir}", file=sys.stderr)
         return stop.exit_status
@@ -112,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A role failed in its own process: name it, show its traceback, every role is stopped.
         print(f"error: {exc.summary}\n--- traceback in role {exc.role!r} ---\n{exc.details.rstrip()}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
         # Bad input found while loading (a dataset row, a model directory, a tokenizer mismatch):
         # the message names it; the traceback only helps when debugging asyppo itself.
         if os.environ.get("ASYPPO_DEBUG"):

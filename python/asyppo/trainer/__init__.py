@@ -13,11 +13,12 @@ if TYPE_CHECKING:
     from asyppo.trainer.loop import RunResult, Trainer
 
 
-def train(cfg: TrainConfig, *, resume: Any = None) -> RunResult:
-    """Run a whole training job for ``cfg``; ``resume`` is True (latest checkpoint) or a path."""
+def train(cfg: TrainConfig, *, resume: Any = None, overwrite: bool = False) -> RunResult:
+    """Run a whole training job for ``cfg``; ``resume`` is True (latest checkpoint) or a path;
+    ``overwrite`` lets a fresh run replace a run already in ``trainer.output_dir``."""
     from asyppo.trainer.loop import Trainer
 
-    trainer = Trainer(cfg, resume=resume)
+    trainer = Trainer(cfg, resume=resume, overwrite=overwrite)
     try:
         return trainer.run()
     finally:

@@ -45,6 +45,7 @@ from asyppo.runtime import gather
 from asyppo.trainer.evaluate import evaluate
 from asyppo.trainer.resources import role_memory_metrics
 from asyppo.trainer.rollout_step import informative_groups, rollout_buffer, shaped_scores
+from asyppo.trainer.run_dir import prepare_fresh_run_dir, truncate_metrics
 from asyppo.trainer.setup import Roles, build_roles, configure_torch, load_datasets, resolve
 from asyppo.trainer.signals import GracefulStop, TrainingInterrupted
 
@@ -86,10 +87,17 @@ class RunResult:
 class Trainer:
     """Owns the roles, the prompt sampler, the logger and the step counter of one run."""
 
-    def __init__(self, cfg: TrainConfig, *, resume: str | Path | bool | None = None) -> None:
+    def __init__(
+        self, cfg: TrainConfig, *, resume: str | Path | bool | None = None, overwrite: bool = False
+    ) -> None:
+        """``resume``: True (the latest checkpoint of ``trainer.output_dir``) or a run / checkpoint
+        directory. A fresh run refuses an output directory that holds a run unless ``overwrite``
+        (``trainer.run_dir``)."""
         self.cfg = cfg
         self.started = time.perf_counter()
         self.run_dir = Path(cfg.trainer.output_dir)
+        if not resume:
+            prepare_fresh_run_dir(self.run_dir, overwrite=overwrite)
         configure_torch(cfg)
         # Everything that can fail on user input fails here, before any weight is loaded.
         self.datasets = load_datasets(cfg)
@@ -107,6 +115,7 @@ class Trainer:
         self.policy_version = -1  # the weights version the rollout role holds
         if resume:
             self._resume(None if resume is True else Path(resume))
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
         self._sync_weights()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(dump_config(cfg))
@@ -136,7 +145,7 @@ class Trainer:
             rollout = self.pending or self._start_generation()
             self.pending = None
             out, generate_seconds = self._collect(rollout)
-            if cfg.rollout.max_staleness:
+            if cfg.rollout.max_staleness and self.step + 1 < cfg.trainer.steps:
                 self.pending = self._start_generation()  # generates while this batch trains
         records, prompt_ids = rollout.records, rollout.prompt_ids
         with timer.phase("reward"):
