@@ -285,9 +285,7 @@ def publish_checkpoint(
         raise ValueError(f"keep_last: expected an int >= 1 or None, got {keep_last!r}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    for stale in root.iterdir():  # leftovers of a hard-killed save
-        if stale.name.startswith((_TMP_PREFIX, _OLD_PREFIX)):
-            shutil.rmtree(stale, ignore_errors=True)
+    clean_leftovers(root)
 
     final = root / f"step_{step:06d}"
     with _atomic_dir(final) as tmp:
@@ -297,8 +295,24 @@ def publish_checkpoint(
         _write_json(tmp / "meta.json", {"format": FORMAT, "version": VERSION, "step": step})
     if keep_last is not None:
         for _, path in _step_dirs(root)[:-keep_last]:
-            shutil.rmtree(path, ignore_errors=True)
+            # Renamed first (atomic), so a signal during the deletion leaves a hidden leftover for
+            # clean_leftovers, never a half-deleted step_ directory that looks complete.
+            doomed = path.parent / f"{_OLD_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
+            os.rename(path, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
     return final
+
+
+def clean_leftovers(root: str | Path) -> list[Path]:
+    """Remove what an interrupted save or rotation left under ``root`` (hidden ``.tmp-`` /
+    ``.old-`` directories); returns them. Complete ``step_`` directories are never touched."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    stale = [p for p in root.iterdir() if p.name.startswith((_TMP_PREFIX, _OLD_PREFIX))]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
 
 
 def save_checkpoint(
@@ -345,6 +359,11 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     """The complete checkpoint with the highest step under ``root``, or ``None`` if there is none."""
     found = _step_dirs(Path(root))
     return found[-1][1] if found else None
+
+
+def complete_checkpoints(root: str | Path) -> list[Path]:
+    """Every complete checkpoint under ``root`` (a ``meta.json`` present), newest first."""
+    return [path for _, path in reversed(_step_dirs(Path(root)))]
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

@@ -78,3 +78,25 @@ def test_cli_resume_continues_in_the_given_directory(assets: Assets, tmp_path: P
     assert not (tmp_path / "runs").exists()  # nothing written to the default output_dir
     again = subprocess.run([*cli, *first], capture_output=True, text=True, cwd=tmp_path)
     assert again.returncode == 1 and "already holds a run" in again.stderr
+
+
+def test_a_corrupt_latest_checkpoint_is_named_and_the_previous_one_used(
+    assets: Assets, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    overrides = assets.overrides(tmp_path / "run", "trainer.steps=3", "trainer.save_every=1", "trainer.export_hf=false")
+    trainer = Trainer(load_train_config(None, overrides))
+    try:
+        trainer.run(stop_after=2)
+    finally:
+        trainer.close()
+    checkpoints = tmp_path / "run" / "checkpoints"
+    weights = checkpoints / "step_000002" / "actor" / "modules" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    (checkpoints / ".old-step_000000-deadbeef").mkdir()  # a rotation interrupted by a signal
+    resumed = Trainer(load_train_config(None, overrides), resume=True)
+    try:
+        assert resumed.step == 1
+    finally:
+        resumed.close()
+    assert "step_000002" in capsys.readouterr().err
+    assert not (checkpoints / ".old-step_000000-deadbeef").exists()

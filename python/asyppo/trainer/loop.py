@@ -26,6 +26,7 @@ time, ``time/actor_update`` and ``time/critic<m>_update``); tokens/s and peak me
 from __future__ import annotations
 
 import json
+import sys
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -56,6 +57,10 @@ def distribution(prefix: str, values: np.ndarray) -> dict[str, float]:
         return {}
     p50, p90 = np.percentile(values, [50, 90])
     return {f"{prefix}_mean": float(values.mean()), f"{prefix}_p50": float(p50), f"{prefix}_p90": float(p90)}
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return path.name.startswith("step_") and (path / "meta.json").is_file()
 
 
 @dataclass
@@ -318,17 +323,30 @@ class Trainer:
         return checkpoint.publish_checkpoint(self.run_dir / "checkpoints", self.step, write=write, state=state)
 
     def _resume(self, path: Path | None) -> None:
-        path = path or checkpoint.latest_checkpoint(self.run_dir / "checkpoints")
-        if path is None:
-            raise FileNotFoundError(f"--resume: no checkpoint under {self.run_dir / 'checkpoints'}")
-        if (path / "checkpoints").is_dir():  # a run directory was given
-            found = checkpoint.latest_checkpoint(path / "checkpoints")
-            if found is None:
-                raise FileNotFoundError(f"--resume: no checkpoint under {path / 'checkpoints'}")
-            path = found
-        state = checkpoint.read_state(path)
-        for role in self._stateful_roles():  # in order: see _stateful_roles
-            role.call("load", str(path / role.name)).result()
+        """Restore every role and the driver from ``path`` (a step directory) or from the newest
+        checkpoint of a run directory (default: this run's) that loads: a corrupt newest one is
+        reported by name and the previous complete one is used."""
+        path = path or self.run_dir
+        if _is_checkpoint(path):
+            candidates = [path]
+        else:
+            root = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+            checkpoint.clean_leftovers(root)
+            candidates = checkpoint.complete_checkpoints(root)
+            if not candidates:
+                raise FileNotFoundError(f"--resume: no checkpoint under {root}")
+        for i, candidate in enumerate(candidates):
+            try:
+                state = checkpoint.read_state(candidate)
+                for role in self._stateful_roles():  # in order: see _stateful_roles
+                    role.call("load", str(candidate / role.name)).result()
+            except Exception as exc:  # noqa: BLE001 - any unreadable part: report it, try the previous one
+                if i + 1 == len(candidates):
+                    raise
+                print(f"warning: checkpoint {candidate} cannot be loaded ({type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0]}); using {candidates[i + 1]}", file=sys.stderr)
+                continue
+            break
         self.step = int(state["step"])
         self.sampler.load_state_dict(state["sampler"])
         self.eval_history = [(int(s), float(a)) for s, a in state.get("eval_history", [])]

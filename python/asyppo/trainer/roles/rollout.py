@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
 import torch
 from asyppo import checkpoint
 from asyppo.config.schema import RolloutConfig
