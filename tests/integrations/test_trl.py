@@ -224,3 +224,22 @@ def test_key_map_names_real_fields_on_both_sides(tmp_path: Path) -> None:
         assert hasattr(grpo, field), f"GRPOConfig has no field {field!r}"
         for key in re.findall(r"\b(?:algo|rollout|actor|trainer|reward)\.[a-z_.]+[a-z_]", ours):
             assert f"`{key}`" in config_doc, f"docs/config.md has no key {key!r}"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("importance_sampling_level", "sequence"),
+        ("top_entropy_quantile", 0.5),
+        ("delta", 2.0),
+        ("entropy_coef", 0.01),
+        ("beta", 0.04),
+    ],
+)
+def test_settings_only_trls_loss_applies_are_refused(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    with pytest.raises(ValueError, match=f"GRPOConfig.{field}"):
+        make_trainer(tmp_path, AlgoConfig(name="grpo"), **{field: value})
+    if field != "beta":  # with beta > 0 TRL would load a reference model from the hub
+        make_trainer(tmp_path, AlgoConfig(name="grpo"), loss="trl", **{field: value})

@@ -92,6 +92,37 @@ def group_advantages(
     return engine.group_advantages(scores, ids, how=how, eps=eps).to(rewards.device)
 
 
+def _check_args_for_asyppo_loss(args: Any, algo: AlgoConfig) -> None:
+    """Refuse ``GRPOConfig`` settings that only TRL's own loss applies, so none is silently lost.
+
+    Raises:
+        ValueError: naming the ``GRPOConfig`` field and what to do instead.
+    """
+    refused = {
+        "importance_sampling_level": (args.importance_sampling_level != "token", "'token'"),
+        "top_entropy_quantile": (args.top_entropy_quantile < 1.0, "1.0"),
+        "off_policy_mask_threshold": (args.off_policy_mask_threshold is not None, "None"),
+        "delta": (args.delta is not None, "None (algo.clip_c is asyppo's dual clip)"),
+        "entropy_coef": (args.entropy_coef != 0.0, "0.0 (use algo.entropy_coef)"),
+        "vllm_importance_sampling_correction": (
+            args.use_vllm and args.vllm_importance_sampling_correction,
+            "False",
+        ),
+    }
+    for field, (bad, expected) in refused.items():
+        if bad:
+            raise ValueError(
+                f"GRPOConfig.{field}: TRL's own loss applies it, not loss='asyppo'; expected "
+                f"{expected}, got {getattr(args, field)!r} (or use loss='trl')"
+            )
+    if (args.beta > 0) != (algo.kl_coef > 0 and algo.kl_mode == "loss"):
+        raise ValueError(
+            f"GRPOConfig.beta: {args.beta} makes TRL compute reference log-probs, which the "
+            f"asyppo loss uses only with algo.kl_coef > 0 and algo.kl_mode='loss' (got "
+            f"kl_coef={algo.kl_coef}, kl_mode={algo.kl_mode!r}); set both or neither"
+        )
+
+
 class AsyppoGRPOTrainer(GRPOTrainer):
     """TRL's ``GRPOTrainer`` with the engine's advantages and, optionally, asyppo's loss.
 
@@ -104,7 +135,9 @@ class AsyppoGRPOTrainer(GRPOTrainer):
         group_eps: the ``eps`` of the ``grpo`` std division (TRL uses 1e-4).
 
     Raises:
-        ValueError: an estimator that needs critics or token rewards, an unknown ``loss``.
+        ValueError: an estimator that needs critics or token rewards, an unknown ``loss``, or
+            (``loss="asyppo"``) a ``GRPOConfig`` setting only TRL's loss applies, or ``beta``
+            and ``algo.kl_coef`` disagreeing about the KL term.
     """
 
     def __init__(
@@ -123,6 +156,9 @@ class AsyppoGRPOTrainer(GRPOTrainer):
             )
         if loss not in ("asyppo", "trl"):
             raise ValueError(f"loss: expected 'asyppo' or 'trl', got {loss!r}")
+        grpo_args = kwargs.get("args", args[2] if len(args) > 2 else None)
+        if loss == "asyppo" and grpo_args is not None:  # None: TRL's defaults, all accepted
+            _check_args_for_asyppo_loss(grpo_args, algo)
         super().__init__(*args, **kwargs)
         self.algo, self.loss, self.group_eps = algo, loss, group_eps
         self._batch_rewards: torch.Tensor | None = None
