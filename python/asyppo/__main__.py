@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from asyppo.config import ConfigError, dump_config, load_train_config
 from asyppo.runtime.base import RoleError
+from asyppo.trainer.guards import NonFiniteError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except NonFiniteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except RoleError as exc:
         # A role failed in its own process: name it, show its traceback, every role is stopped.
         print(f"error: {exc.summary}\n--- traceback in role {exc.role!r} ---\n{exc.details.rstrip()}", file=sys.stderr)

@@ -164,6 +164,12 @@ class TrainerConfig(Section):
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
     output_dir: str = Field("runs/default", description="Run directory: metrics, checkpoints, export.")
     export_hf: bool = Field(True, description="Export the final actor as an HF directory.")
+    max_nonfinite_steps: int = Field(
+        3,
+        ge=1,
+        description="Stop the run after this many steps in a row whose update was skipped for a "
+        "non-finite loss or gradient (the weights never take such an update).",
+    )
 
 
 class LoggingConfig(Section):

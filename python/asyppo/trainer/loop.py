@@ -44,6 +44,7 @@ from asyppo.observability import PhaseTimer, StepProgress, peak_memory_metrics
 from asyppo.rollout import RolloutOutput, SamplingParams
 from asyppo.runtime import gather
 from asyppo.trainer.evaluate import evaluate
+from asyppo.trainer.guards import NonFiniteGuard
 from asyppo.trainer.resources import role_memory_metrics
 from asyppo.trainer.rollout_step import informative_groups, rollout_buffer, shaped_scores
 from asyppo.trainer.run_dir import prepare_fresh_run_dir, truncate_metrics
@@ -117,6 +118,7 @@ class Trainer:
         self.step = 0
         self.eval_history: list[tuple[int, float]] = []
         self.pending: PendingRollout | None = None
+        self.nonfinite = NonFiniteGuard(cfg.trainer.max_nonfinite_steps)
         self.policy_version = -1  # the weights version the rollout role holds
         if resume:
             self._resume(None if resume is True else Path(resume))
@@ -315,7 +317,10 @@ class Trainer:
         """Checkpoint ``step_<step>``: every role writes its own state into the step's temporary
         directory (at the same time), then the driver adds its state and publishes atomically."""
         sampler = self.pending.sampler_state if self.pending else self.sampler.state_dict()
-        state = {"step": self.step, "sampler": sampler, "eval_history": self.eval_history}
+        state = {
+            "step": self.step, "sampler": sampler, "eval_history": self.eval_history,
+            "nonfinite": self.nonfinite.state_dict(),
+        }
 
         def write(directory: Path) -> None:
             gather([role.call("save", str(directory / role.name)) for role in self._stateful_roles()])
@@ -340,7 +345,7 @@ class Trainer:
                 state = checkpoint.read_state(candidate)
                 for role in self._stateful_roles():  # in order: see _stateful_roles
                     role.call("load", str(candidate / role.name)).result()
-            except Exception as exc:  # noqa: BLE001 - any unreadable part: report it, try the previous one
+            except Exception as exc:  # any unreadable part: report it, try the previous one
                 if i + 1 == len(candidates):
                     raise
                 print(f"warning: checkpoint {candidate} cannot be loaded ({type(exc).__name__}: "
@@ -350,6 +355,8 @@ class Trainer:
         self.step = int(state["step"])
         self.sampler.load_state_dict(state["sampler"])
         self.eval_history = [(int(s), float(a)) for s, a in state.get("eval_history", [])]
+        if "nonfinite" in state:
+            self.nonfinite.load_state_dict(state["nonfinite"])
 
     # -- the run ---------------------------------------------------------------------------
     def run(self, *, stop_after: int | None = None) -> RunResult:
@@ -366,6 +373,7 @@ class Trainer:
             with GracefulStop() as stop:
                 while self.step < target:
                     metrics = self.train_step()
+                    self.nonfinite.check(self.step, metrics)  # raises before a checkpoint of NaNs
                     final = self.step == cfg.steps
                     if self.eval_prompts and (final or (cfg.eval_every and self.step % cfg.eval_every == 0)):
                         metrics.update(self.evaluate())

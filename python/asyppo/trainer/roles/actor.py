@@ -26,7 +26,7 @@ from asyppo.engine import TrajectoryBuffer
 from asyppo.models import load_actor
 from asyppo.runtime.weights import SharingMode, WeightPublisher, WeightsHandle
 from asyppo.trainer.model_input import ModelInput, micro_batches, model_input
-from asyppo.trainer.optim import build_optimizer, clip_and_step
+from asyppo.trainer.optim import build_optimizer, clip_and_step, update_metrics
 from asyppo.trainer.roles.microbatch import packed_outputs
 from asyppo.trainer.roles.trainable import TrainableRole
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -120,8 +120,9 @@ class ActorRole(TrainableRole):
         gradients with the loss normalised by the mini-batch's global counts (``LossNormalizer``),
         so the gradient does not depend on the micro-batch split (docs/algorithm.md, step 8).
         Returns token-weighted means of the loss metrics, the mean mini-batch loss,
-        ``actor/grad_norm``, ``actor/lr``, ``actor/optimizer_steps`` and ``time/actor_update``
-        (seconds spent in this role).
+        ``actor/grad_norm`` (of the applied updates), ``actor/skipped_updates`` (non-finite ones,
+        ``optim.clip_and_step``), ``actor/lr``, ``actor/optimizer_steps`` and
+        ``time/actor_update`` (seconds spent in this role).
         """
         started = time.perf_counter()
         self.model.train()
@@ -171,7 +172,7 @@ class ActorRole(TrainableRole):
                 grad_norms.append(clip_and_step(self.params, self.optimizer, self.scheduler, self.grad_clip))
         result = {key: value / max(weight, 1.0) for key, value in sums.items()}
         result["actor/loss"] = loss_total / len(grad_norms)
-        result["actor/grad_norm"] = float(np.mean(grad_norms))
+        result.update(update_metrics("actor", grad_norms))  # grad_norm of applied updates, skipped ones
         result["actor/lr"] = float(self.scheduler.get_last_lr()[0])
         result["actor/optimizer_steps"] = float(len(grad_norms))
         result["time/actor_update"] = time.perf_counter() - started

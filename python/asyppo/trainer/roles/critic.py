@@ -16,7 +16,7 @@ from asyppo.config.schema import CriticConfig
 from asyppo.engine import TrajectoryBuffer
 from asyppo.models import ValueModel, load_critic
 from asyppo.trainer.model_input import ModelInput, micro_batches, model_input
-from asyppo.trainer.optim import build_optimizer, clip_and_step
+from asyppo.trainer.optim import build_optimizer, clip_and_step, update_metrics
 from asyppo.trainer.roles.microbatch import packed_outputs
 from asyppo.trainer.roles.trainable import TrainableRole
 
@@ -85,7 +85,8 @@ class CriticRole(TrainableRole):
         ``shard`` carries the token fields ``returns`` (float32 ``[T_shard]``) and ``values``
         (float32 ``[M, T_shard]``, every critic's values before this step's updates; row m is this
         critic's, the old values of a clipped value loss). Metrics are prefixed ``critic{m}/``:
-        loss, explained variance of the returns by the old values, grad norm; and
+        loss, explained variance of the returns by the old values, grad norm and skipped
+        (non-finite) updates; and
         ``time/critic{m}_update`` (seconds in this role).
         """
         if shard.n_tokens == 0:
@@ -122,7 +123,7 @@ class CriticRole(TrainableRole):
         residual = float(np.var(returns.astype(np.float64) - old_values))
         explained = 1.0 - residual / variance if variance > MIN_RETURN_VARIANCE else 0.0
         metrics[f"{self.name}/explained_var"] = explained
-        metrics[f"{self.name}/grad_norm"] = float(np.mean(grad_norms))
+        metrics.update(update_metrics(self.name, grad_norms))
         metrics[f"{self.name}/lr"] = float(self.scheduler.get_last_lr()[0])
         metrics[f"time/{self.name}_update"] = time.perf_counter() - started
         return dict(metrics)

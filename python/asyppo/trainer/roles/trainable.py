@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from asyppo import checkpoint
+from asyppo.trainer.guards import check_finite_modules
 
 
 class TrainableRole:
@@ -26,6 +27,7 @@ class TrainableRole:
     def save(self, directory: str | Path) -> None:
         """Write weights, optimizer, schedule and this process's RNG into ``directory``
         (``checkpoint.save_state``; the driver publishes the step's checkpoint atomically)."""
+        check_finite_modules({type(self).__name__: self.model})  # never a NaN in a checkpoint
         checkpoint.save_state(directory, **self._state())
 
     def load(self, directory: str | Path) -> None:
