@@ -58,4 +58,4 @@ def test_bad_input_found_while_loading_is_one_clear_line(
 ) -> None:
     assert main(["train", "--resume", *assets.overrides(tmp_path / "fresh")]) == 1
     err = capsys.readouterr().err
-    assert "no checkpoint under" in err and "Traceback" not in err
+    assert "no config.yaml there (not a run directory" in err and "Traceback" not in err

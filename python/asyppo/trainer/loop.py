@@ -39,7 +39,7 @@ from asyppo import checkpoint, data, engine, observability
 from asyppo.algos import AdvantageBatch, compute_advantages, fold_kl_into_rewards
 from asyppo.config.loader import dump_config
 from asyppo.config.schema import TrainConfig
-from asyppo.models import load_tokenizer
+from asyppo.models import context_length, load_tokenizer, read_model_config
 from asyppo.observability import PhaseTimer, StepProgress, peak_memory_metrics
 from asyppo.rollout import RolloutOutput, SamplingParams
 from asyppo.runtime import gather
@@ -109,8 +109,13 @@ class Trainer:
         self.datasets = load_datasets(cfg)
         actor_path = resolve(cfg.actor.path or "")
         self.tokenizer = load_tokenizer(resolve(cfg.actor.tokenizer) if cfg.actor.tokenizer else actor_path)
-        self.train_prompts = self._encode(self.datasets.train)
-        self.eval_prompts = self._encode(self.datasets.eval)
+        limit = data.prompt_token_limit(
+            cfg.data.max_prompt_tokens,
+            context_length=context_length(read_model_config(actor_path, what="actor.path")),
+            max_new_tokens=cfg.rollout.max_new_tokens,
+        )
+        self.train_prompts = self._encode(self.datasets.train, limit, what=f"data.train ({cfg.data.train})")
+        self.eval_prompts = self._encode(self.datasets.eval, limit, what=f"data.eval ({cfg.data.eval})")
         self.roles: Roles = build_roles(cfg, self.tokenizer, actor_path)
         self.sampler = data.PromptSampler(
             self.datasets.train, batch_size=cfg.rollout.prompts_per_step, seed=cfg.trainer.seed
@@ -131,11 +136,18 @@ class Trainer:
         )
 
     # -- data ------------------------------------------------------------------------------
-    def _encode(self, records: list[data.PromptRecord]) -> dict[int, list[int]]:
-        """Token ids of every record's rendered prompt, keyed by record index."""
-        texts = [data.render_prompt(self.tokenizer, r.prompt, system_prompt=self.cfg.data.system_prompt) for r in records]
-        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-        return {r.index: list(t) for r, t in zip(records, ids)}
+    def _encode(self, records: list[data.PromptRecord], limit: int, *, what: str) -> dict[int, list[int]]:
+        """Token ids of every record's rendered prompt, keyed by record index, prompts over
+        ``limit`` tokens refused or dropped (``data.encode_prompts``, ``data.long_prompts``);
+        ``records`` keeps only the kept ones (the sampler and eval draw from it)."""
+        if not records:
+            return {}
+        encoded = data.encode_prompts(
+            self.tokenizer, records, system_prompt=self.cfg.data.system_prompt, max_prompt_tokens=limit,
+            long_prompts=self.cfg.data.long_prompts, what=what,
+        )
+        records[:] = encoded.records
+        return encoded.token_ids
 
     @property
     def sampling(self) -> SamplingParams:
