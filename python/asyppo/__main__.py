@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from asyppo.config import ConfigError, dump_config, load_train_config
+from asyppo.rewards.runner import RewardError
 from asyppo.runtime.base import RoleError
 from asyppo.trainer.guards import NonFiniteError
 
@@ -120,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except NonFiniteError as exc:
+    except (NonFiniteError, RewardError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except RoleError as exc:

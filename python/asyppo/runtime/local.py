@@ -14,7 +14,7 @@ SIGKILL) reads end-of-file at once (only the role holds its end), so the death i
 own call with the role's traceback. :meth:`LocalRuntime.shutdown` asks each role to close, then
 terminates and kills what is left, and removes every shared-memory segment of the run (segment
 names start with the driver's pid and a run token). Roles watch the driver in turn and clean up
-and exit if it dies (``runtime.worker``).
+and exit if it dies (``runtime.worker``); a new runtime removes segments of dead drivers.
 """
 
 from __future__ import annotations
@@ -30,11 +30,15 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from asyppo.engine import SharedArena
 from asyppo.runtime.base import RoleError
 from asyppo.runtime.transport import SEGMENT_PREFIX_ENV, decode, encode, sweep_segments
 
 #: Seconds a role gets to close cleanly at shutdown before it is terminated, then killed.
 CLOSE_TIMEOUT_S = 10.0
+#: Segments of dead processes older than this are removed when a runtime starts (younger ones may
+#: be a hand-over from a process that has just exited, still to be opened).
+STALE_SEGMENT_AGE_S = 60.0
 
 
 class LocalHandle:
@@ -56,13 +60,14 @@ class LocalHandle:
     def call(self, method: str, /, *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()
         call_id = next(self.runtime.call_ids)
+        if self.failure is not None:
+            future.set_exception(self.failure)
+            return future
+        # Encoded before it is registered: arguments that cannot be sent raise here, at the caller.
+        envelope = encode((args, kwargs), segment_name=f"{self.runtime.segment_prefix}-d{self.name}-{call_id}")
         with self.runtime.lock:
-            if self.failure is not None:
-                future.set_exception(self.failure)
-                return future
             self.pending[call_id] = (method, future)
         try:
-            envelope = encode((args, kwargs), segment_name=f"{self.runtime.segment_prefix}-d{self.name}-{call_id}")
             with self._send_lock:
                 self.conn.send((call_id, method, envelope))
         except (OSError, ValueError) as exc:  # the pipe is gone: the listener reports the death
@@ -80,7 +85,9 @@ class LocalRuntime:
     def __init__(self, *, cpu_threads: dict[str, int | None] | None = None) -> None:
         """``cpu_threads``: role name -> torch intra-op threads in that role's process (a role not
         named keeps torch's default)."""
+        # Segment names start with this (the driver's) pid: a later run can prove them stale.
         self.segment_prefix = f"{os.getpid()}-{secrets.token_hex(4)}"
+        SharedArena.sweep_stale(min_age=STALE_SEGMENT_AGE_S)  # left by runs whose driver was killed
         self.cpu_threads = dict(cpu_threads or {})
         self.roles: dict[str, LocalHandle] = {}
         self.lock = threading.Lock()

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoConfig, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from asyppo import data, toy
 from asyppo.config.schema import TrainConfig
-from asyppo.models import check_same_tokenizer, load_tokenizer
+from asyppo.models import check_same_tokenizer, load_tokenizer, read_model_config
 from asyppo.runtime import RoleHandle, Runtime, make_runtime
 from asyppo.runtime.allocator import release_freed_memory
 from asyppo.trainer.roles.actor import ActorRole
@@ -80,7 +80,7 @@ def check_critic_vocabulary(tokenizer: PreTrainedTokenizerBase, critic_path: str
     if any((path / name).is_file() for name in TOKENIZER_FILES):
         check_same_tokenizer(tokenizer, load_tokenizer(path), critic_name=f"critic ({path})")
         return
-    vocab_size = int(AutoConfig.from_pretrained(str(path)).vocab_size)
+    vocab_size = int(read_model_config(path, what=f"critic ({path})").vocab_size)
     if vocab_size < len(tokenizer):
         raise ValueError(
             f"critic ({path}) has no tokenizer and its embedding holds {vocab_size} ids, fewer than the "
@@ -173,4 +173,5 @@ def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokeni
         micro_batch_tokens=cfg.trainer.micro_batch_tokens,
     )
     runtime.wait_ready()
+    reward.call("wait_ready").result()  # a user reward that cannot be imported fails here, not at step 1
     return Roles(runtime, rollout, actor, critics, reward, reference)

@@ -19,6 +19,10 @@ class RewardRole:
         pieces = np.split(token_ids, offsets[1:-1])
         return self.tokenizer.batch_decode([p.tolist() for p in pieces], skip_special_tokens=True)
 
+    def wait_ready(self) -> None:
+        """Block until the scoring worker has imported the reward (``RewardError`` if it cannot)."""
+        self.runner.wait_ready()
+
     def score(self, token_ids: np.ndarray, offsets: np.ndarray, answers: list[str]) -> RewardOutput:
         return self.runner.score(self.decode(token_ids, offsets), answers)
 
