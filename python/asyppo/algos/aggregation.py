@@ -4,7 +4,7 @@ Every mode divides by counts of the **whole mini-batch** (carried by :class:`Los
 never of the micro-batch at hand. Each micro-batch's loss is therefore its exact share of the
 mini-batch loss, and calling ``backward()`` on every micro-batch's loss as returned (summing the
 gradients, *not* averaging them over micro-batches) gives the same gradient as one pass over the
-mini-batch (DESIGN §3.8).
+mini-batch (docs/algorithm.md, step 8).
 """
 
 from __future__ import annotations

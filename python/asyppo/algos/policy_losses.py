@@ -160,7 +160,7 @@ def asyppo_loss(inputs: PolicyLossInputs, cfg: AlgoConfig) -> tuple[torch.Tensor
 
     ℓ_t = I^A_t · max(−A_t r_t, −A_t clip(r_t, 1 − ε_low, 1 + ε_high)) − β I^H_t H_t
     (dual clip as in ``ppo``), aggregated over all valid tokens: masked tokens keep their place
-    in the denominator |O| (DESIGN §3.8).
+    in the denominator |O| (docs/algorithm.md, step 8).
 
     Source: AsyPPO (arXiv 2510.01656) eq. 4 (advantage mask I^A: the k lowest critic-std
     tokens) and eq. 5 (entropy filter I^H: the h highest critic-std tokens); β = 0.01 (A.3).
@@ -184,9 +184,9 @@ def aspo_loss(inputs: PolicyLossInputs, cfg: AlgoConfig) -> tuple[torch.Tensor, 
     The cap is "soft": a capped token still gets gradient, with weight c. At r = 1, w = 1 and
     the gradient −A_t ∇log π_θ equals GRPO's / PPO's (∇r = r ∇log π).
 
-    Source: ASPO, arXiv 2510.06062 (seed 004: abstract only — "flips the IS ratios of
+    Source: ASPO, arXiv 2510.06062 (only its abstract was available: "flips the IS ratios of
     positive-advantage tokens" with "a soft dual-clipping mechanism"). The exact weights above
-    are our reading of that description (issue 3), with ε_low = ε_high = 0.2, c = 3 by
+    are our reading of that description, with ε_low = ε_high = 0.2, c = 3 by
     default (``aspo_eps_low``, ``aspo_eps_high``, ``aspo_cap``). Shapes: ``[B, L]``.
     """
     log_probs = inputs.log_probs
@@ -232,8 +232,8 @@ def asympo_loss(inputs: PolicyLossInputs, cfg: AlgoConfig) -> tuple[torch.Tensor
     advantages sums to zero whatever the NLL scales), and its gradient is A_g ∇log NLL_g.
     Uses current-policy log-probs only; ``old_log_probs`` is not needed.
 
-    Source: ASymPO (seed 003, "Asymmetric-Scale Policy Optimization for Asynchronous LLM
-    Post-Training Without Behavior Information"): only the abstract was available ("normalizes
+    Source: "ASymPO: Asymmetric-Scale Policy Optimization for Asynchronous LLM Post-Training
+    Without Behavior Information" (no arXiv id known to us): only the abstract was available ("normalizes
     each response's token loss by its current average token negative log-probability"). The
     stop-gradient denominator, the ε clamp (``asympo_eps``) and the per-response mean are our
     reading. Shapes: ``[B, L]`` in and out.
@@ -251,7 +251,7 @@ def spo_loss(inputs: PolicyLossInputs, cfg: AlgoConfig) -> tuple[torch.Tensor, M
     (in (0, 1), default 0.5). With ``seq-mean-token-mean`` a response contributes
     C_g · A_g · NLL_g. Current-policy log-probs only.
 
-    Source: SPO, the fixed negative-scaling baseline of the ASymPO paper (seed 003, abstract
+    Source: SPO, the fixed negative-scaling baseline of the ASymPO paper (above; abstract
     only). The form C_g · A_g · NLL_g and the default 0.5 are our reading. Shapes: ``[B, L]``.
     """
     nll, _ = _response_nll(inputs)

@@ -82,7 +82,7 @@ class CriticConfig(ModelConfig):
     count: int = Field(2, ge=1, description="Number of critics M (AsyPPO: 2 mini-critics).")
     data: Literal["disjoint", "shared", "random"] = Field(
         "disjoint",
-        description="How responses are dealt to critics (DESIGN §3.3): disjoint shards of every "
+        description="How responses are dealt to critics (docs/algorithm.md, step 3): disjoint shards of every "
         "prompt group (AsyPPO), shared (naive ensemble), random (uniform split ignoring groups).",
     )
     optim: CriticOptimConfig = Field(
@@ -94,7 +94,7 @@ class CriticConfig(ModelConfig):
 
 
 class RolloutConfig(Section):
-    """Sampling of G responses per prompt (DESIGN §3.1)."""
+    """Sampling of G responses per prompt (docs/algorithm.md, step 1)."""
 
     engine: Literal["hf", "vllm"] = Field("hf", description="hf: transformers generate (CPU); vllm: GPU.")
     prompts_per_step: int = Field(64, ge=1, description="B: prompts sampled per training step.")

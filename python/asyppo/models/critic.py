@@ -4,7 +4,7 @@ Value alignment (the trainer must follow it). ``ValueModel(input_ids, attention_
 ``values[b, i] = V(s_i)``, the value of the state made of tokens ``0..i`` of row ``b`` — the state
 *before* token ``i + 1`` is generated. So, exactly like log-probs (the logits at position ``i``
 predict token ``i + 1``), the value of response token ``t``'s state ``s_t`` (prompt plus the first
-``t`` response tokens, DESIGN §3.5) is read at the position that *predicts* token ``t``: for a
+``t`` response tokens, docs/algorithm.md, step 5) is read at the position that *predicts* token ``t``: for a
 response token at absolute position ``p`` in the row, use ``values[:, p - 1]``. The same slice
 ``[:, prompt_len - 1 : -1]`` therefore yields log-probs and values of the response tokens.
 
