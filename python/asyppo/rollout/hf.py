@@ -70,9 +70,13 @@ class HFGenerateEngine:
         missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
         if missing or unexpected:
             raise ValueError(f"weights: do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
-        if all(weights[k].device == t.device and weights[k].dtype == t.dtype for k, t in own.items()):
+        # A model built without weights (parameters on "meta", ``models.actor_skeleton``) takes the
+        # tensors wherever they are.
+        if all((t.is_meta or weights[k].device == t.device) and weights[k].dtype == t.dtype for k, t in own.items()):
             self.model.load_state_dict(weights, strict=True, assign=True)
             return True
+        if any(t.is_meta for t in own.values()):
+            raise ValueError("weights: this model has none yet; give tensors of its dtype to alias")
         with torch.no_grad():
             for name, tensor in own.items():
                 tensor.copy_(weights[name])

@@ -64,6 +64,7 @@ def evaluate_model(
     runtime = InlineRuntime()
     rollout = runtime.spawn(
         "rollout", RolloutRole, config=cfg.rollout, model_path=str(model_dir), device=cfg.actor.device,
+        dtype=cfg.actor.dtype, attn_implementation=cfg.actor.attn_implementation,
         eos_token_id=int(tokenizer.eos_token_id), pad_token_id=int(tokenizer.pad_token_id), seed=cfg.trainer.seed,
     )
     reward = runtime.spawn("reward", RewardRole, config=cfg.reward, tokenizer=tokenizer)

@@ -166,10 +166,13 @@ def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokeni
         config=cfg.rollout,
         model_path=actor_path,
         device=runtime_cfg.device_of("rollout", actor_device),
+        dtype=cfg.actor.dtype,
+        attn_implementation=cfg.actor.attn_implementation,
         eos_token_id=int(tokenizer.eos_token_id),
         pad_token_id=int(tokenizer.pad_token_id),
         seed=cfg.trainer.seed,
         behavior_log_probs=cfg.rollout.max_staleness > 0,
+        weights_from_actor=True,
         micro_batch_tokens=cfg.trainer.micro_batch_tokens,
     )
     runtime.wait_ready()

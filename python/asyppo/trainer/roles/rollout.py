@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,8 @@ import numpy as np
 import torch
 from asyppo import checkpoint
 from asyppo.config.schema import RolloutConfig
-from asyppo.models import load_actor
+from asyppo.models import load_actor, resolve_dtype
+from asyppo.models.actor import actor_skeleton
 from asyppo.rollout import HFGenerateEngine, RolloutEngine, RolloutOutput, SamplingParams
 from asyppo.runtime.weights import WeightsHandle, open_weights
 from asyppo.trainer.roles.actor import policy_outputs
@@ -20,9 +22,20 @@ from asyppo.trainer.rollout_step import rollout_buffer
 
 
 def build_engine(
-    config: RolloutConfig, model_path: str, *, device: str, eos_token_id: int, pad_token_id: int, seed: int
+    config: RolloutConfig,
+    model_path: str,
+    *,
+    device: str,
+    dtype: str,
+    attn_implementation: str | None,
+    eos_token_id: int,
+    pad_token_id: int,
+    seed: int,
+    weights_from_actor: bool = False,
 ) -> RolloutEngine:
-    """The engine named by ``config.engine``, loading its own copy of the model at ``model_path``."""
+    """The engine named by ``config.engine`` for the model at ``model_path``, with the actor's
+    dtype. With ``weights_from_actor`` the HF engine's model is built without weights
+    (``models.actor_skeleton``): they come with the first ``sync_weights``."""
     if config.engine == "vllm":
         from asyppo.rollout.vllm import VLLMEngine
 
@@ -32,8 +45,9 @@ def build_engine(
             tensor_parallel_size=config.tensor_parallel_size,
             seed=seed,
         )
+    load = actor_skeleton if weights_from_actor else functools.partial(load_actor, device=device)
     return HFGenerateEngine(
-        load_actor(model_path, device=device),
+        load(model_path, dtype=dtype, attn_implementation=attn_implementation),
         eos_token_id=eos_token_id,
         pad_token_id=pad_token_id,
         batch_size=config.batch_size,
@@ -47,6 +61,9 @@ class RolloutRole:
     not depend on which other roles were built before it (or in which process); the RNG state is
     part of the role's checkpoint.
 
+    With ``weights_from_actor`` the model is built without weights and takes the actor's published
+    ones at the first :meth:`load_weights` (the trainer always publishes before generating).
+
     With ``behavior_log_probs`` (asynchronous generation, ``rollout.max_staleness: 1``) every
     generated batch comes back with the log-probs of its tokens under the weights that sampled it,
     ``softmax(logits / temperature)`` as the actor computes them (``actor.policy_outputs``, in
@@ -59,16 +76,21 @@ class RolloutRole:
         config: RolloutConfig,
         model_path: str,
         device: str = "cpu",
+        dtype: str = "float32",
+        attn_implementation: str | None = None,
         eos_token_id: int,
         pad_token_id: int,
         seed: int,
         behavior_log_probs: bool = False,
         micro_batch_tokens: int = 8192,
+        weights_from_actor: bool = False,
     ) -> None:
         self.engine = build_engine(
-            config, model_path, device=device, eos_token_id=eos_token_id, pad_token_id=pad_token_id, seed=seed
+            config, model_path, device=device, dtype=dtype, attn_implementation=attn_implementation,
+            eos_token_id=eos_token_id, pad_token_id=pad_token_id, seed=seed, weights_from_actor=weights_from_actor,
         )
         self.device = device
+        self.dtype = resolve_dtype(dtype)
         self.pad_token_id = pad_token_id
         self.temperature = config.temperature if config.temperature > 0 else 1.0
         self.behavior_log_probs = behavior_log_probs
@@ -112,7 +134,13 @@ class RolloutRole:
         them views of it), every version written there is already in use: only the number changes.
         """
         if handle.buffer_id != self.buffer_id:
-            follows = self.engine.sync_weights(open_weights(handle))
+            weights = open_weights(handle)
+            target = torch.device(self.device)
+            if all(w.device == target and w.dtype == self.dtype for w in weights.values()):
+                follows = self.engine.sync_weights(weights)
+            else:  # another device or dtype: this role's own copy, taken again for every version
+                self.engine.sync_weights({k: w.to(device=target, dtype=self.dtype) for k, w in weights.items()})
+                follows = False
             self.buffer_id = handle.buffer_id if follows else None
         self.version = handle.version
         return self.version
