@@ -73,9 +73,13 @@ def test_a_checkpoint_resumes_on_the_other_backend(first: str, then: str, assets
 
 @pytest.mark.parametrize("backend", ["inline", "local"])
 def test_async_generation_trains_on_data_one_version_old(backend: str, assets: Assets, tmp_path: Path) -> None:
-    history = run(assets.overrides(tmp_path / "run", "rollout.max_staleness=1", f"runtime.backend={backend}"), steps=3)
+    overrides = assets.overrides(tmp_path / "run", "rollout.max_staleness=1", f"runtime.backend={backend}",
+                                 "trainer.steps=3")
+    history = run(overrides, steps=3)
     assert [h["rollout/staleness_mean"] for h in history] == [0.0, 1.0, 1.0]
     assert all(np.isfinite(h["actor/loss"]) for h in history)
+    assert all(h["actor/ratio_max"] != 1.0 for h in history[1:])  # against the older sampling policy
+    assert all(h["time/generate_hidden"] >= 0.0 for h in history)
 
 
 # -- faults, through the command line -------------------------------------------------------------

@@ -250,10 +250,13 @@ class Trainer:
         with timer.phase("values"):
             # Issue every critic's pass before collecting: parallel backends overlap them.
             value_calls = [c.call("values", batch) for c in roles.critics]
-            old_call = roles.actor.call("log_probs", batch)
+            # Stale data (rollout.max_staleness: 1) brings the log-probs of the policy that sampled
+            # it: the PPO ratio is taken against those, so the current policy's are not recomputed.
+            stale = "behavior_log_probs" in batch
+            old_call = None if stale else roles.actor.call("log_probs", batch)
             ref_call = roles.reference.call("log_probs", batch) if roles.reference else None
             values = np.stack(gather(value_calls)) if roles.critics else None
-            old_log_probs = old_call.result()
+            old_log_probs = batch["behavior_log_probs"] if old_call is None else old_call.result()
             ref_log_probs = ref_call.result() if ref_call else None
         with timer.phase("advantages"):
             token_rewards = batch.token_rewards()
@@ -265,13 +268,6 @@ class Trainer:
                 AdvantageBatch(batch.offsets, token_rewards, batch.rewards, batch.group_ids, values), cfg.algo, seed=seed
             )
         metrics.update(self._advantage_metrics(adv))
-        if "behavior_log_probs" in batch:
-            # Stale data (rollout.max_staleness: 1): the PPO ratio is taken against the policy that
-            # sampled it, pi_behavior, not the recomputed current one; their gap is logged as the
-            # k1 estimate of KL(pi_behavior || pi_current) over the sampled tokens.
-            behavior = batch["behavior_log_probs"]
-            metrics["rollout/behavior_kl"] = float(np.mean(behavior - old_log_probs))
-            old_log_probs = behavior
         per_token = {
             "old_log_probs": old_log_probs, "ref_log_probs": ref_log_probs, "values": values,
             "advantages": adv.advantages, "returns": adv.returns, "adv_keep": adv.adv_keep, "ent_keep": adv.ent_keep,
