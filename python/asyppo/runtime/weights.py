@@ -40,6 +40,9 @@ from asyppo.runtime.transport import new_segment_name
 
 SharingMode = Literal["live", "snapshot"]
 
+#: Segments published by this process, by name (see :func:`open_weights`).
+_PUBLISHED: dict[str, SharedArena] = {}
+
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class WeightPublisher:
     def _share_cpu(self) -> None:
         specs = {key: (tuple(t.shape), _numpy_bits(t).dtype) for key, t in self._params.items()}
         self._arena = SharedArena.create(specs, name=new_segment_name("weights"))
+        _PUBLISHED[self._arena.name] = self._arena
         for key, tensor in self._params.items():
             view = torch.from_numpy(self._arena[key])
             view = view.view(torch.bfloat16) if tensor.dtype == torch.bfloat16 else view
@@ -144,6 +148,7 @@ class WeightPublisher:
     def close(self) -> None:
         """Release the buffer (the segment is removed; live CPU parameters keep its memory)."""
         if self._arena is not None:
+            _PUBLISHED.pop(self._arena.name, None)
             self._arena.close()
             self._arena = None
         self._buffers.clear()
@@ -152,12 +157,16 @@ class WeightPublisher:
 def open_weights(handle: WeightsHandle) -> dict[str, torch.Tensor]:
     """State-dict name -> tensor viewing the published buffer (shared memory or CUDA IPC)."""
     if handle.segment is not None:
-        arena = SharedArena.open(handle.segment)
+        # In the publisher's own process (the inline backend) its mapping is reused: a second
+        # mapping would hold the same pages and count them twice in the process's RSS.
+        local = _PUBLISHED.get(handle.segment)
+        arena = local if local is not None else SharedArena.open(handle.segment)
         buffers = {}
         for key in arena:
             tensor = torch.from_numpy(arena[key])
             buffers[key] = tensor.view(torch.bfloat16) if key in handle.bfloat16 else tensor
-        arena.close()  # the views keep the mapping alive
+        if local is None:
+            arena.close()  # the views keep the mapping alive
     elif handle.cuda_ipc is not None:
         importlib.import_module("torch.multiprocessing")  # registers the CUDA tensor reductions
 
