@@ -132,3 +132,11 @@ def test_the_schema_defaults_are_the_measured_toy_rl_settings() -> None:
         for part in dotted.split("."):
             node = getattr(node, part)
         assert node == value, dotted
+
+
+def test_placement_gives_critics_a_lower_cpu_priority_unless_set() -> None:
+    runtime = load_train_config(None, ["runtime.placement={critic1: {nice: 0, cpu_threads: 2}}"]).runtime
+    assert (runtime.nice_of("critic0"), runtime.nice_of("critic1"), runtime.nice_of("actor")) == (5, 0, 0)
+    assert (runtime.threads_of("critic1"), runtime.threads_of("critic0")) == (2, 1)
+    with pytest.raises(ConfigError, match="did you mean critic"):
+        load_train_config(None, ["runtime.placement={critics: {nice: 1}}"])

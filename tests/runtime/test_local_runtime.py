@@ -147,3 +147,13 @@ def test_roles_exit_and_clean_up_when_the_driver_is_killed(tmp_path: Path) -> No
     finally:
         if driver.poll() is None:
             driver.kill()
+
+
+def test_a_role_gets_its_cpu_threads_and_niceness() -> None:
+    runtime = LocalRuntime(cpu_threads={"counter": 1}, nice={"counter": 7})
+    try:
+        counter = runtime.spawn("counter", Counter, start=0)
+        runtime.wait_ready()
+        assert psutil.Process(counter.pid).nice() == 7
+    finally:
+        runtime.shutdown()

@@ -192,6 +192,13 @@ class RolePlacement(Section):
     cpu_threads: int | None = Field(
         None, ge=1, description="torch intra-op threads in the role's process (local backend); null: runtime.cpu_threads."
     )
+    nice: int | None = Field(
+        None,
+        ge=0,
+        le=19,
+        description="CPU scheduling niceness of the role's process (local backend); null: 5 for critics "
+        "(their updates run beside the actor's, which is the step's critical path), 0 for the others.",
+    )
 
 
 #: Roles that ``runtime.placement`` may name (critics also one by one: critic0, critic1, ...).
@@ -245,6 +252,13 @@ class RuntimeConfig(Section):
             if key in self.placement and self.placement[key].device is not None:
                 return str(self.placement[key].device)
         return default
+
+    def nice_of(self, role: str) -> int:
+        """CPU niceness of ``role``'s process: its placement, else 5 for critics and 0 otherwise."""
+        for key in (role, "critic" if role.startswith("critic") else None):
+            if key in self.placement and self.placement[key].nice is not None:
+                return int(self.placement[key].nice)  # type: ignore[arg-type]
+        return 5 if role.startswith("critic") else 0
 
     def threads_of(self, role: str) -> int | None:
         """torch intra-op threads of ``role``'s process: its placement, else ``cpu_threads``."""

@@ -14,16 +14,19 @@ from asyppo.runtime.local import LocalHandle, LocalRuntime
 BACKENDS: dict[str, type] = {"inline": InlineRuntime, "local": LocalRuntime}
 
 
-def make_runtime(backend: str, *, cpu_threads: dict[str, int | None] | None = None) -> Runtime:
+def make_runtime(
+    backend: str, *, cpu_threads: dict[str, int | None] | None = None, nice: dict[str, int] | None = None
+) -> Runtime:
     """The runtime named ``backend`` (``ValueError`` listing the shipped ones otherwise).
 
-    ``cpu_threads`` (role name -> torch intra-op threads) applies to backends that give each role
-    a process; ``inline`` roles share the trainer's threads.
+    ``cpu_threads`` (role name -> torch intra-op threads) and ``nice`` (role name -> CPU
+    niceness) apply to backends that give each role a process; ``inline`` roles share the
+    trainer's.
     """
     if backend == "inline":
         return InlineRuntime()
     if backend == "local":
-        return LocalRuntime(cpu_threads=cpu_threads)
+        return LocalRuntime(cpu_threads=cpu_threads, nice=nice)
     raise ValueError(f"runtime.backend: unknown backend {backend!r}; shipped: {sorted(BACKENDS)}")
 
 

@@ -82,13 +82,17 @@ class LocalRuntime:
 
     name = "local"
 
-    def __init__(self, *, cpu_threads: dict[str, int | None] | None = None) -> None:
+    def __init__(
+        self, *, cpu_threads: dict[str, int | None] | None = None, nice: dict[str, int] | None = None
+    ) -> None:
         """``cpu_threads``: role name -> torch intra-op threads in that role's process (a role not
-        named keeps torch's default)."""
+        named keeps torch's default); ``nice``: role name -> CPU niceness of its process (0 if
+        not named)."""
         # Segment names start with this (the driver's) pid: a later run can prove them stale.
         self.segment_prefix = f"{os.getpid()}-{secrets.token_hex(4)}"
         SharedArena.sweep_stale(min_age=STALE_SEGMENT_AGE_S)  # left by runs whose driver was killed
         self.cpu_threads = dict(cpu_threads or {})
+        self.nice = dict(nice or {})
         self.roles: dict[str, LocalHandle] = {}
         self.lock = threading.Lock()
         self.call_ids = itertools.count(1)
@@ -112,6 +116,8 @@ class LocalRuntime:
             env={**os.environ, SEGMENT_PREFIX_ENV: self.segment_prefix},
         )
         theirs.close()
+        if self.nice.get(name):  # set before the role starts its threads, which inherit it
+            os.setpriority(os.PRIO_PROCESS, process.pid, self.nice[name])
         handle = LocalHandle(self, name, process, Connection(ours.detach()))
         ready: Future[Any] = Future()
         with self.lock:

@@ -106,7 +106,8 @@ def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path
     runtime_cfg = cfg.runtime
     roles_threads = {name: runtime_cfg.threads_of(name) for name in ("actor", "rollout", "reference", "reward")}
     roles_threads.update({f"critic{m}": runtime_cfg.threads_of(f"critic{m}") for m in range(cfg.critic.count)})
-    runtime = make_runtime(runtime_cfg.backend, cpu_threads=roles_threads)
+    nice = {name: runtime_cfg.nice_of(name) for name in roles_threads}
+    runtime = make_runtime(runtime_cfg.backend, cpu_threads=roles_threads, nice=nice)
     try:
         return _spawn_roles(cfg, runtime, tokenizer, actor_path)
     except BaseException:
