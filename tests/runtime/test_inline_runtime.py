@@ -4,18 +4,7 @@ from __future__ import annotations
 
 import pytest
 from asyppo.runtime import gather, make_runtime
-
-
-class Counter:
-    def __init__(self, start: int) -> None:
-        self.value = start
-
-    def add(self, k: int) -> int:
-        self.value += k
-        return self.value
-
-    def fail(self) -> None:
-        raise RuntimeError("boom")
+from runtime_roles import Counter
 
 
 def test_inline_runtime_runs_calls_in_issue_order() -> None:
