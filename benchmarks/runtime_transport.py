@@ -86,10 +86,10 @@ def main() -> None:
         print(f"{'size':>9s} {'arena (GB/s)':>13s} {'pickle+pipe (GB/s)':>19s} {'ratio':>6s}")
         for mib in args.sizes_mib:
             array = np.random.default_rng(0).random(mib * (1 << 20) // 4, dtype=np.float32)
-            arena = median_seconds(lambda: sink.call("nbytes", array).result(), args.repeat)
+            arena = median_seconds(lambda a=array: sink.call("nbytes", a).result(), args.repeat)
 
-            def through_pipe() -> None:
-                pipe.send(array)
+            def through_pipe(a: np.ndarray = array) -> None:
+                pipe.send(a)
                 pipe.recv()
 
             piped = median_seconds(through_pipe, args.repeat)

@@ -71,12 +71,13 @@ def test_cli_resume_continues_in_the_given_directory(assets: Assets, tmp_path: P
     first = assets.overrides(run, "trainer.steps=2", "trainer.export_hf=false")
     cli = [sys.executable, "-m", "asyppo", "train"]
     subprocess.run([*cli, *first], check=True, capture_output=True, cwd=tmp_path)
-    done = subprocess.run([*cli, "--resume", str(run), "trainer.steps=3"], capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run([*cli, "--resume", str(run), "trainer.steps=3"], capture_output=True, text=True, cwd=tmp_path,
+                          check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps[-1] == 3 and steps.count(3) == 1
     assert not (tmp_path / "runs").exists()  # nothing written to the default output_dir
-    again = subprocess.run([*cli, *first], capture_output=True, text=True, cwd=tmp_path)
+    again = subprocess.run([*cli, *first], capture_output=True, text=True, cwd=tmp_path, check=False)
     assert again.returncode == 1 and "already holds a run" in again.stderr
 
 
