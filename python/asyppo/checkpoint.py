@@ -212,15 +212,16 @@ def _check_names(kind: str, named: Mapping[str, Any] | None) -> Mapping[str, Any
     return named
 
 
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is one complete checkpoint directory (``step_NNNNNN`` with its ``meta.json``)."""
+    path = Path(path)
+    return bool(_STEP_DIR.match(path.name)) and (path / "meta.json").is_file()
+
+
 def _step_dirs(root: Path) -> list[tuple[int, Path]]:
     if not root.is_dir():
         return []
-    found = []
-    for child in root.iterdir():
-        match = _STEP_DIR.match(child.name)
-        if match and child.is_dir() and (child / "meta.json").is_file():
-            found.append((int(match.group(1)), child))
-    return sorted(found)
+    return sorted((int(child.name[len("step_"):]), child) for child in root.iterdir() if is_checkpoint(child))
 
 
 def save_state(

@@ -174,11 +174,8 @@ class LocalRuntime:
 
     def _died(self, handle: LocalHandle) -> None:
         """A role's socket closed: unless we are closing, fail every pending call of every role."""
-        try:
-            code = handle.process.wait(timeout=2.0)
-        except subprocess.TimeoutExpired:  # closed its socket but lives on: it is no use any more
-            handle.process.kill()
-            code = handle.process.wait()
+        _stop(handle.process, 2.0)  # one that closed its socket but lives on is no use any more
+        code = int(handle.process.returncode)
         if self._closing or handle.failure is not None:
             return
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"

@@ -19,12 +19,14 @@ import io
 import os
 import pickle
 import secrets
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from asyppo.engine import SharedArena
+from asyppo.engine._convert import is_torch
 from asyppo.engine.arena import segment_directory, segment_path
 
 #: The pickle holding the structure; arrays are referred to by key.
@@ -61,11 +63,7 @@ class _ArrayPickler(pickle.Pickler):
         if type(obj) is np.ndarray and not obj.dtype.hasobject:
             return ("ndarray", self._keep(obj), "")
         if _is_cpu_tensor(obj):
-            import torch
-
-            if obj.dtype == torch.bfloat16:  # numpy has no bfloat16: ship its bits
-                return ("tensor", self._keep(obj.detach().view(torch.int16).numpy()), "bfloat16")
-            return ("tensor", self._keep(obj.detach().numpy()), "")
+            return ("tensor", self._keep(numpy_bits(obj)), "bfloat16" if _is_bfloat16(obj) else "")
         return None
 
     def _keep(self, array: np.ndarray) -> str:
@@ -75,14 +73,34 @@ class _ArrayPickler(pickle.Pickler):
 
 
 def _is_cpu_tensor(obj: Any) -> bool:
-    torch = __import__("sys").modules.get("torch")
+    if not is_torch(obj):
+        return False
+    torch = sys.modules["torch"]
     return (
-        torch is not None
-        and type(obj) in (torch.Tensor, torch.nn.Parameter)
+        type(obj) in (torch.Tensor, torch.nn.Parameter)
         and obj.device.type == "cpu"
         and not obj.requires_grad
         and obj.layout == torch.strided
     )
+
+
+def _is_bfloat16(tensor: Any) -> bool:
+    return bool(tensor.dtype == sys.modules["torch"].bfloat16)
+
+
+def numpy_bits(tensor: Any) -> np.ndarray:
+    """A CPU tensor's data as numpy, sharing its memory; bfloat16 (which numpy lacks) as its int16
+    bits. :func:`tensor_from_bits` undoes it."""
+    data = tensor.detach()
+    return (data.view(sys.modules["torch"].int16) if _is_bfloat16(data) else data).numpy()
+
+
+def tensor_from_bits(array: np.ndarray, *, bfloat16: bool) -> Any:
+    """The CPU tensor viewing ``array`` (:func:`numpy_bits`' output), bfloat16 when its bits are."""
+    import torch
+
+    tensor = torch.from_numpy(array)
+    return tensor.view(torch.bfloat16) if bfloat16 else tensor
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -95,12 +113,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         if self.arena is None:
             raise pickle.UnpicklingError(f"array {key!r} referred to, but the message has no segment")
         view = self.arena[key]
-        if kind == "ndarray":
-            return view
-        import torch
-
-        tensor = torch.from_numpy(view)
-        return tensor.view(torch.bfloat16) if tag == "bfloat16" else tensor
+        return view if kind == "ndarray" else tensor_from_bits(view, bfloat16=tag == "bfloat16")
 
 
 def encode(obj: Any, *, segment_name: str) -> Envelope:

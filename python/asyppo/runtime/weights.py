@@ -32,11 +32,10 @@ import pickle
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
 
 from asyppo.engine import SharedArena
-from asyppo.runtime.transport import new_segment_name
+from asyppo.runtime.transport import new_segment_name, numpy_bits, tensor_from_bits
 
 SharingMode = Literal["live", "snapshot"]
 
@@ -81,12 +80,6 @@ def _unique_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], tu
     return buffers, tuple(names)
 
 
-def _numpy_bits(tensor: torch.Tensor) -> np.ndarray:
-    """A CPU tensor's data as numpy (bfloat16 as its int16 bits), sharing memory."""
-    data = tensor.detach()
-    return (data.view(torch.int16) if data.dtype == torch.bfloat16 else data).numpy()
-
-
 class WeightPublisher:
     """The actor's side: a buffer of its weights and the handle that finds it (module docstring)."""
 
@@ -108,12 +101,11 @@ class WeightPublisher:
             self._share_cuda()
 
     def _share_cpu(self) -> None:
-        specs = {key: (tuple(t.shape), _numpy_bits(t).dtype) for key, t in self._params.items()}
+        specs = {key: (tuple(t.shape), numpy_bits(t).dtype) for key, t in self._params.items()}
         self._arena = SharedArena.create(specs, name=new_segment_name("weights"))
         _PUBLISHED[self._arena.name] = self._arena
         for key, tensor in self._params.items():
-            view = torch.from_numpy(self._arena[key])
-            view = view.view(torch.bfloat16) if tensor.dtype == torch.bfloat16 else view
+            view = tensor_from_bits(self._arena[key], bfloat16=tensor.dtype == torch.bfloat16)
             view.copy_(tensor.detach())
             self._buffers[key] = view
             if self.mode == "live":  # the parameter now lives in the segment
@@ -163,8 +155,7 @@ def open_weights(handle: WeightsHandle) -> dict[str, torch.Tensor]:
         arena = local if local is not None else SharedArena.open(handle.segment)
         buffers = {}
         for key in arena:
-            tensor = torch.from_numpy(arena[key])
-            buffers[key] = tensor.view(torch.bfloat16) if key in handle.bfloat16 else tensor
+            buffers[key] = tensor_from_bits(arena[key], bfloat16=key in handle.bfloat16)
         if local is None:
             arena.close()  # the views keep the mapping alive
     elif handle.cuda_ipc is not None:

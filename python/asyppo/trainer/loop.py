@@ -60,10 +60,6 @@ def distribution(prefix: str, values: np.ndarray) -> dict[str, float]:
     return {f"{prefix}_mean": float(values.mean()), f"{prefix}_p50": float(p50), f"{prefix}_p90": float(p90)}
 
 
-def _is_checkpoint(path: Path) -> bool:
-    return path.name.startswith("step_") and (path / "meta.json").is_file()
-
-
 @dataclass
 class PendingRollout:
     """A generation issued to the rollout role and not collected yet."""
@@ -340,7 +336,7 @@ class Trainer:
         checkpoint of a run directory (default: this run's) that loads: a corrupt newest one is
         reported by name and the previous complete one is used."""
         path = path or self.run_dir
-        if _is_checkpoint(path):
+        if checkpoint.is_checkpoint(path):
             candidates = [path]
         else:
             root = path / "checkpoints" if (path / "checkpoints").is_dir() else path
