@@ -10,7 +10,7 @@ module (``python -m asyppo config docs``).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -112,6 +112,11 @@ class RolloutConfig(Section):
         "the batch of step t+1 (with the weights of step t-1) while step t trains, so the actor "
         "trains on data one policy version old (runtime.backend: local overlaps the two).",
     )
+
+    @property
+    def log_prob_temperature(self) -> float:
+        """The temperature log-probs are taken at: the sampling one, or 1 for greedy (0)."""
+        return self.temperature if self.temperature > 0 else 1.0
 
 
 class DataConfig(Section):
@@ -246,26 +251,28 @@ class RuntimeConfig(Section):
             raise ValueError(f"runtime.placement: unknown role {name!r} (roles: {', '.join(PLACEABLE_ROLES)}, critic<m>){hint}")
         return self
 
-    def device_of(self, role: str, default: str) -> str:
-        """The device ``role`` runs on: its placement (``critic<m>``, then ``critic``), else ``default``."""
+    def _placed(self, role: str, setting: str) -> Any:
+        """``setting`` of ``role``'s placement (``critic<m>``, then ``critic``), or None if unset."""
         for key in (role, "critic" if role.startswith("critic") else None):
-            if key in self.placement and self.placement[key].device is not None:
-                return str(self.placement[key].device)
-        return default
+            value = getattr(self.placement[key], setting) if key in self.placement else None
+            if value is not None:
+                return value
+        return None
+
+    def device_of(self, role: str, default: str) -> str:
+        """The device ``role`` runs on: its placement, else ``default``."""
+        device = self._placed(role, "device")
+        return default if device is None else str(device)
 
     def nice_of(self, role: str) -> int:
         """CPU niceness of ``role``'s process: its placement, else 5 for critics and 0 otherwise."""
-        for key in (role, "critic" if role.startswith("critic") else None):
-            if key in self.placement and self.placement[key].nice is not None:
-                return int(self.placement[key].nice)  # type: ignore[arg-type]
-        return 5 if role.startswith("critic") else 0
+        nice = self._placed(role, "nice")
+        return (5 if role.startswith("critic") else 0) if nice is None else int(nice)
 
     def threads_of(self, role: str) -> int | None:
         """torch intra-op threads of ``role``'s process: its placement, else ``cpu_threads``."""
-        for key in (role, "critic" if role.startswith("critic") else None):
-            if key in self.placement and self.placement[key].cpu_threads is not None:
-                return self.placement[key].cpu_threads
-        return self.cpu_threads
+        threads = self._placed(role, "cpu_threads")
+        return self.cpu_threads if threads is None else int(threads)
 
 
 class TrainConfig(Section):

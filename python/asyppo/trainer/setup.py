@@ -125,7 +125,7 @@ def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokeni
         model=cfg.actor.model_copy(update={"path": actor_path, "device": actor_device}),
         mini_batch_size=cfg.trainer.mini_batch_size,
         ppo_epochs=cfg.trainer.ppo_epochs,
-        temperature=cfg.rollout.temperature if cfg.rollout.temperature > 0 else 1.0,
+        temperature=cfg.rollout.log_prob_temperature,
         max_response_length=cfg.rollout.max_new_tokens,
         total_optimizer_steps=actor_steps,
         **common,

@@ -92,7 +92,7 @@ class RolloutRole:
         self.device = device
         self.dtype = resolve_dtype(dtype)
         self.pad_token_id = pad_token_id
-        self.temperature = config.temperature if config.temperature > 0 else 1.0
+        self.temperature = config.log_prob_temperature
         self.behavior_log_probs = behavior_log_probs
         self.micro_batch_tokens = micro_batch_tokens
         self.buffer_id: str | None = None
