@@ -43,6 +43,11 @@ class Arrays:
             base = base.base
         return isinstance(base.obj if isinstance(base, memoryview) else base, mmap.mmap)
 
+    def ones_after(self, seconds: float, n: int) -> np.ndarray:
+        """An array of ``n`` ones, ``seconds`` from now (a reply that is still to come)."""
+        time.sleep(seconds)
+        return np.ones(n)
+
     def segment_names(self) -> list[str]:
         return sorted(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else []
 

@@ -121,21 +121,30 @@ DRIVER = textwrap.dedent(
     import numpy as np
     from asyppo.runtime import LocalRuntime
     from asyppo.runtime.transport import encode
-    from runtime_roles import Rendezvous
+    from runtime_roles import Arrays
     runtime = LocalRuntime()
-    roles = [runtime.spawn(f"r{{i}}", Rendezvous) for i in range(2)]
+    roles = [runtime.spawn(f"r{{i}}", Arrays) for i in range(2)]
     runtime.wait_ready()
-    roles[0].call("wait_for", "/nonexistent", 600.0)
-    encode([np.ones(8)], segment_name=runtime.segment_prefix + "-stranded")  # a message never read
+    {calls}
+    encode([np.ones(8)], segment_name=runtime.segment_prefix + "-stranded")  # a message never sent
     print(runtime.segment_prefix, *[r.pid for r in roles], flush=True)
     time.sleep(600)
     """
 )
 
 
-def test_roles_exit_and_clean_up_when_the_driver_is_killed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "calls",
+    [
+        "",  # every role idle: each finds its socket closed
+        "roles[0].call('ones_after', 600.0, 8)",  # a role busy for longer than anyone waits
+        "roles[0].call('ones_after', 0.3, 100_000)",  # a reply made just after the driver died
+    ],
+    ids=["idle", "busy", "replying"],
+)
+def test_roles_exit_and_clean_up_when_the_driver_is_killed(calls: str, tmp_path: Path) -> None:
     script = tmp_path / "driver.py"
-    script.write_text(DRIVER.format(paths=[str(Path(__file__).parent), *sys.path]))
+    script.write_text(DRIVER.format(paths=[str(Path(__file__).parent), *sys.path], calls=calls))
     driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         prefix, *pids = driver.stdout.readline().split()  # type: ignore[union-attr]
