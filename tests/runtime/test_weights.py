@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from asyppo.generation import HFGenerator
 from asyppo.models import load_actor
 from asyppo.models.actor import actor_skeleton
-from asyppo.rollout import HFGenerateEngine
 from asyppo.runtime.weights import WeightPublisher, open_weights
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
@@ -23,8 +23,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _engine(model: torch.nn.Module) -> HFGenerateEngine:
-    return HFGenerateEngine(model, eos_token_id=1, pad_token_id=0)  # type: ignore[arg-type]
+def _engine(model: torch.nn.Module) -> HFGenerator:
+    return HFGenerator(model, eos_token_id=1, pad_token_id=0)  # type: ignore[arg-type]
 
 
 def _bump(model: torch.nn.Module) -> None:

@@ -8,18 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from asyppo.config import load_train_config
+from asyppo.generation import GenerationOutput
 from asyppo.rewards import RewardConfig
-from asyppo.rollout import RolloutOutput
 from asyppo.trainer import Trainer
-from asyppo.trainer.rollout_step import rollout_buffer, shaped_scores
+from asyppo.trainer.experience import rollout_buffer, shaped_scores
 from trainer_assets import Assets
 
 SCORES = np.array([1.0, 1.0, 0.5, 0.0], np.float32)
 
 
-def rollout() -> RolloutOutput:
+def rollout() -> GenerationOutput:
     """Four responses of 2, 3, 4 and 4 tokens to one prompt; the last one hit the limit of 4."""
-    return RolloutOutput(
+    return GenerationOutput(
         token_ids=np.arange(13, dtype=np.int64),
         offsets=np.array([0, 2, 5, 9, 13], dtype=np.int64),
         prompt_index=np.zeros(4, dtype=np.int64),

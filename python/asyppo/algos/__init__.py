@@ -1,7 +1,7 @@
 """The RL objective: advantage estimators, policy / value losses, KL, entropy and aggregation.
 
 Everything is selected by name from :class:`AlgoConfig` (the trainer's ``algo:`` section);
-formulas and sources are in each function's docstring and in ``docs/algorithms.md``.
+formulas and sources are in each function's docstring and in ``docs/algo_config.md``.
 """
 
 from __future__ import annotations

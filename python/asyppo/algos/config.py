@@ -1,7 +1,7 @@
 """``AlgoConfig``: every knob of the RL objective, in one typed schema.
 
 The trainer's config embeds this model as its ``algo:`` section, so the YAML keys, the CLI
-overrides (``algo.clip_high=0.28``) and ``docs/algorithms.md`` all describe the same fields.
+overrides (``algo.clip_high=0.28``) and ``docs/algo_config.md`` all describe the same fields.
 
 ``name`` picks a preset (one of :data:`PRESETS`) that fills the preset-dependent fields
 (:data:`PRESET_KEYS`); a field given explicitly always wins over the preset::
@@ -68,7 +68,7 @@ def _preset(
     }
 
 
-#: Preset name -> values of :data:`PRESET_KEYS`. Sources are in ``docs/algorithms.md``.
+#: Preset name -> values of :data:`PRESET_KEYS`. Sources are in ``docs/algo_config.md``.
 PRESETS: dict[str, dict[str, Any]] = {
     # AsyPPO (arXiv 2510.01656, eq. 5 and A.3): GAE on mean critic value, 20 % / 20 % masks.
     "asyppo": _preset(

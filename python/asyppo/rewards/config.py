@@ -19,7 +19,7 @@ class RewardConfig(BaseModel):
     ``verifier: none`` it is ``score > 0``.
 
     The trainer then shapes the score it trains on, knowing which responses stopped and how long
-    they are (`asyppo.trainer.rollout_step.shaped_scores`), in this order:
+    they are (`asyppo.trainer.experience.shaped_scores`), in this order:
 
     1. with ``truncated_score`` set, a response cut at ``max_new_tokens`` without EOS scores
        ``truncated_score`` instead (the hard form of DAPO's overlong handling);

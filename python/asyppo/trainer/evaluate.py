@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from asyppo.evaluation import avg_at_k, pass_at_k
-from asyppo.rollout import SamplingParams
+from asyppo.generation import SamplingParams
+from asyppo.pass_at_k import avg_at_k, pass_at_k
 from asyppo.runtime import RoleHandle
 
 

@@ -39,14 +39,14 @@ from asyppo import checkpoint, data, engine, observability
 from asyppo.algos import AdvantageBatch, compute_advantages, fold_kl_into_rewards
 from asyppo.config.loader import dump_config
 from asyppo.config.schema import TrainConfig
+from asyppo.generation import GenerationOutput, SamplingParams
 from asyppo.models import context_length, load_tokenizer, read_model_config
 from asyppo.observability import PhaseTimer, StepProgress, peak_memory_metrics
-from asyppo.rollout import RolloutOutput, SamplingParams
 from asyppo.runtime import gather
 from asyppo.trainer.evaluate import evaluate
+from asyppo.trainer.experience import informative_groups, rollout_buffer, shaped_scores
 from asyppo.trainer.guards import NonFiniteGuard
 from asyppo.trainer.resources import role_memory_metrics
-from asyppo.trainer.rollout_step import informative_groups, rollout_buffer, shaped_scores
 from asyppo.trainer.run_dir import prepare_fresh_run_dir, truncate_metrics
 from asyppo.trainer.setup import Roles, build_roles, configure_torch, load_datasets, resolve
 from asyppo.trainer.signals import GracefulStop, TrainingInterrupted
@@ -214,7 +214,7 @@ class Trainer:
         rollout.future.exception()  # blocks until done; a failure is raised by _collect
         rollout.waited += time.perf_counter() - started
 
-    def _collect(self, rollout: PendingRollout) -> tuple[RolloutOutput, float]:
+    def _collect(self, rollout: PendingRollout) -> tuple[GenerationOutput, float]:
         """The generated batch and the seconds generation took in the rollout role."""
         self._wait(rollout)
         out, seconds = rollout.future.result()
@@ -227,7 +227,7 @@ class Trainer:
         self.policy_version = self.step
 
     @staticmethod
-    def _response_metrics(out: RolloutOutput) -> dict[str, float]:
+    def _response_metrics(out: GenerationOutput) -> dict[str, float]:
         return {
             "response/length_mean": float(out.lengths.mean()),
             "response/length_max": float(out.lengths.max()),

@@ -1,4 +1,4 @@
-"""The rollout role: builds and wraps a :class:`~asyppo.rollout.RolloutEngine`."""
+"""The rollout role: builds and wraps a :class:`~asyppo.generation.Generator`."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import numpy as np
 import torch
 from asyppo import checkpoint
 from asyppo.config.schema import RolloutConfig
+from asyppo.generation import GenerationOutput, Generator, HFGenerator, SamplingParams
 from asyppo.models import load_actor, resolve_dtype
 from asyppo.models.actor import actor_skeleton
-from asyppo.rollout import HFGenerateEngine, RolloutEngine, RolloutOutput, SamplingParams
 from asyppo.runtime.weights import WeightsHandle, open_weights
+from asyppo.trainer.experience import rollout_buffer
 from asyppo.trainer.roles.actor import policy_outputs
 from asyppo.trainer.roles.microbatch import packed_outputs
-from asyppo.trainer.rollout_step import rollout_buffer
 
 
-def build_engine(
+def build_generator(
     config: RolloutConfig,
     model_path: str,
     *,
@@ -32,21 +32,21 @@ def build_engine(
     pad_token_id: int,
     seed: int,
     weights_from_actor: bool = False,
-) -> RolloutEngine:
-    """The engine named by ``config.engine`` for the model at ``model_path``, with the actor's
-    dtype. With ``weights_from_actor`` the HF engine's model is built without weights
+) -> Generator:
+    """The generator named by ``config.engine`` for the model at ``model_path``, with the actor's
+    dtype. With ``weights_from_actor`` the HF generator's model is built without weights
     (``models.actor_skeleton``): they come with the first ``sync_weights``."""
     if config.engine == "vllm":
-        from asyppo.rollout.vllm import VLLMEngine
+        from asyppo.generation.vllm import VLLMGenerator
 
-        return VLLMEngine(
+        return VLLMGenerator(
             model_path,
             gpu_memory_utilization=config.gpu_memory_utilization,
             tensor_parallel_size=config.tensor_parallel_size,
             seed=seed,
         )
     load = actor_skeleton if weights_from_actor else functools.partial(load_actor, device=device)
-    return HFGenerateEngine(
+    return HFGenerator(
         load(model_path, dtype=dtype, attn_implementation=attn_implementation),
         eos_token_id=eos_token_id,
         pad_token_id=pad_token_id,
@@ -67,7 +67,7 @@ class RolloutRole:
     With ``behavior_log_probs`` (asynchronous generation, ``rollout.max_staleness: 1``) every
     generated batch comes back with the log-probs of its tokens under the weights that sampled it,
     ``softmax(logits / temperature)`` as the actor computes them (``actor.policy_outputs``, in
-    micro-batches of ``micro_batch_tokens``), unless the engine returned its own.
+    micro-batches of ``micro_batch_tokens``), unless the generator returned its own.
     """
 
     def __init__(
@@ -85,7 +85,7 @@ class RolloutRole:
         micro_batch_tokens: int = 8192,
         weights_from_actor: bool = False,
     ) -> None:
-        self.engine = build_engine(
+        self.generator = build_generator(
             config, model_path, device=device, dtype=dtype, attn_implementation=attn_implementation,
             eos_token_id=eos_token_id, pad_token_id=pad_token_id, seed=seed, weights_from_actor=weights_from_actor,
         )
@@ -99,24 +99,24 @@ class RolloutRole:
         self.version = -1
         torch.manual_seed(seed)
 
-    def generate(self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams) -> RolloutOutput:
-        return self.engine.generate(prompts_token_ids, sampling)
+    def generate(self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams) -> GenerationOutput:
+        return self.generator.generate(prompts_token_ids, sampling)
 
     def timed_generate(
         self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams
-    ) -> tuple[RolloutOutput, float]:
+    ) -> tuple[GenerationOutput, float]:
         """:meth:`generate` and the seconds it took here (the driver compares them with how long
         it waited, to measure how much of generation overlapped with training)."""
         start = time.perf_counter()
-        out = self.engine.generate(prompts_token_ids, sampling)
-        if self.behavior_log_probs and out.log_probs is None and isinstance(self.engine, HFGenerateEngine):
+        out = self.generator.generate(prompts_token_ids, sampling)
+        if self.behavior_log_probs and out.log_probs is None and isinstance(self.generator, HFGenerator):
             out = dataclasses.replace(out, log_probs=self._log_probs(prompts_token_ids, out))
         return out, time.perf_counter() - start
 
     @torch.no_grad()
-    def _log_probs(self, prompts_token_ids: Sequence[Sequence[int]], out: RolloutOutput) -> np.ndarray:
+    def _log_probs(self, prompts_token_ids: Sequence[Sequence[int]], out: GenerationOutput) -> np.ndarray:
         """float32 ``[T]``: log-probs of ``out``'s tokens under this role's current weights."""
-        model = self.engine.model  # type: ignore[attr-defined]
+        model = self.generator.model  # type: ignore[attr-defined]
         model.eval()
         batch = rollout_buffer(prompts_token_ids, out, np.zeros(len(out.prompt_index), np.float32), policy_version=0)
         return packed_outputs(
@@ -130,16 +130,16 @@ class RolloutRole:
     def load_weights(self, handle: WeightsHandle) -> int:
         """Use version ``handle.version`` of the actor's weights; returns it.
 
-        When the engine's parameters already alias the handle's buffer (its ``sync_weights`` made
+        When the generator's parameters already alias the handle's buffer (its ``sync_weights`` made
         them views of it), every version written there is already in use: only the number changes.
         """
         if handle.buffer_id != self.buffer_id:
             weights = open_weights(handle)
             target = torch.device(self.device)
             if all(w.device == target and w.dtype == self.dtype for w in weights.values()):
-                follows = self.engine.sync_weights(weights)
+                follows = self.generator.sync_weights(weights)
             else:  # another device or dtype: this role's own copy, taken again for every version
-                self.engine.sync_weights({k: w.to(device=target, dtype=self.dtype) for k, w in weights.items()})
+                self.generator.sync_weights({k: w.to(device=target, dtype=self.dtype) for k, w in weights.items()})
                 follows = False
             self.buffer_id = handle.buffer_id if follows else None
         self.version = handle.version

@@ -1,8 +1,8 @@
 """The rollout engine interface: prompts in, packed sampled responses out.
 
-Every engine returns the packed layout of ``docs/architecture.md``: one flat int64 array of the
+Every generator returns the packed layout of ``docs/architecture.md``: one flat int64 array of the
 response tokens of all N = n_prompts * n sequences plus ``offsets`` ``[N+1]``; sequence ``i`` answers
-prompt ``i // n``. Behaviour log-probs are returned when the engine has them cheaply; the trainer
+prompt ``i // n``. Behaviour log-probs are returned when the generator has them cheaply; the trainer
 recomputes old log-probs with the actor before every update either way (docs/algorithm.md, steps 1 and 8).
 """
 
@@ -45,7 +45,7 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
-class RolloutOutput:
+class GenerationOutput:
     """Packed responses.
 
     ``token_ids`` int64 ``[T]``; ``offsets`` int64 ``[N+1]``; ``prompt_index`` int64 ``[N]`` (which
@@ -67,15 +67,15 @@ class RolloutOutput:
         return self.token_ids[self.offsets[i] : self.offsets[i + 1]]
 
 
-class RolloutEngine(Protocol):
+class Generator(Protocol):
     """What the rollout role needs from a generation backend."""
 
     def generate(
         self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams
-    ) -> RolloutOutput: ...
+    ) -> GenerationOutput: ...
 
     def sync_weights(self, source: Any) -> bool:
-        """Load the actor's weights (an ``nn.Module`` or a state dict). True when the engine's
+        """Load the actor's weights (an ``nn.Module`` or a state dict). True when the generator's
         model now aliases those tensors (later values written into them need no new call)."""
         ...
 

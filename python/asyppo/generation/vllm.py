@@ -3,9 +3,9 @@ tests or CI (no GPU here), so treat it as a starting point and check it on your 
 
 * generation: ``vllm.LLM.generate`` on ``TokensPrompt`` inputs with ``SamplingParams(n, temperature,
   top_p, top_k, max_tokens, logprobs=0)``; ``logprobs=0`` returns the sampled token's log-prob, which
-  becomes the behaviour log-probs of :class:`~asyppo.rollout.base.RolloutOutput`.
-* weight sync: the engine is created with ``worker_extension_cls`` pointing at
-  :class:`WeightSyncExtension`, and :meth:`VLLMEngine.sync_weights` calls it on every worker through
+  becomes the behaviour log-probs of :class:`~asyppo.generation.base.GenerationOutput`.
+* weight sync: the vLLM engine is created with ``worker_extension_cls`` pointing at
+  :class:`WeightSyncExtension`, and :meth:`VLLMGenerator.sync_weights` calls it on every worker through
   ``LLM.collective_rpc``; the worker hands ``(name, tensor)`` pairs to the model's own
   ``load_weights``, which maps HF parameter names onto vLLM's fused layers. With tensor parallelism
   > 1 each worker receives the full tensors and shards them itself (simple, not the fastest path).
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from asyppo.engine import offsets_from_lengths
-from asyppo.rollout.base import RolloutOutput, SamplingParams
+from asyppo.generation.base import GenerationOutput, SamplingParams
 
 
 class WeightSyncExtension:
@@ -31,8 +31,8 @@ class WeightSyncExtension:
         model.load_weights(weights=named_tensors)
 
 
-class VLLMEngine:
-    """A :class:`~asyppo.rollout.base.RolloutEngine` backed by ``vllm.LLM`` (imported lazily)."""
+class VLLMGenerator:
+    """A :class:`~asyppo.generation.base.Generator` backed by ``vllm.LLM`` (imported lazily)."""
 
     def __init__(
         self,
@@ -71,7 +71,7 @@ class VLLMEngine:
 
     def generate(
         self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams
-    ) -> RolloutOutput:
+    ) -> GenerationOutput:
         from vllm.inputs import TokensPrompt
 
         params = self._vllm.SamplingParams(
@@ -96,7 +96,7 @@ class VLLMEngine:
             dtype=np.float32,
             count=int(offsets[-1]),
         )
-        return RolloutOutput(
+        return GenerationOutput(
             token_ids=token_ids,
             offsets=offsets,
             prompt_index=np.repeat(np.arange(len(prompts_token_ids), dtype=np.int64), sampling.n),

@@ -1,4 +1,4 @@
-"""Rollout with HF ``generate``: the CPU default (and the reference for other engines)."""
+"""Generation with HF ``generate``: the CPU default (and the reference for other generators)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from transformers import GenerationConfig, PreTrainedModel
 
 from asyppo.engine import offsets_from_lengths
-from asyppo.rollout.base import RolloutOutput, SamplingParams, pack_responses
+from asyppo.generation.base import GenerationOutput, SamplingParams, pack_responses
 
 
 def left_pad(
@@ -32,10 +32,10 @@ def left_pad(
     return torch.from_numpy(ids), torch.from_numpy(valid.astype(np.int64))
 
 
-class HFGenerateEngine:
+class HFGenerator:
     """Batched sampling with ``model.generate``: left padding, n samples per prompt, stop at EOS.
 
-    The engine holds a reference to a causal LM; :meth:`sync_weights` points it at (or copies in)
+    The generator holds a reference to a causal LM; :meth:`sync_weights` points it at (or copies in)
     the actor's published weights.
     ``batch_size`` caps the sequences (prompts x n samples) per ``generate`` call to bound memory.
     """
@@ -101,7 +101,7 @@ class HFGenerateEngine:
     @torch.no_grad()
     def generate(
         self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams
-    ) -> RolloutOutput:
+    ) -> GenerationOutput:
         config = self._generation_config(sampling)
         device = next(self.model.parameters()).device
         was_training = self.model.training
@@ -126,7 +126,7 @@ class HFGenerateEngine:
         token_ids = np.concatenate([c[0] for c in chunks])
         lengths = np.concatenate([np.diff(c[1]) for c in chunks])
         offsets = offsets_from_lengths(lengths)
-        return RolloutOutput(
+        return GenerationOutput(
             token_ids=token_ids,
             offsets=offsets,
             prompt_index=np.repeat(np.arange(len(prompts_token_ids), dtype=np.int64), sampling.n),

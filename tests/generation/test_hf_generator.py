@@ -1,11 +1,11 @@
-"""HF generate engine: packed output, n samples per prompt, stop at EOS, greedy determinism."""
+"""HF generator: packed output, n samples per prompt, stop at EOS, greedy determinism."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from asyppo.rollout import HFGenerateEngine, SamplingParams, left_pad, pack_responses
+from asyppo.generation import HFGenerator, SamplingParams, left_pad, pack_responses
 from transformers import LlamaConfig, LlamaForCausalLM
 
 EOS, PAD = 1, 0
@@ -42,8 +42,8 @@ def test_left_pad_rejects_an_empty_prompt() -> None:
 
 
 def test_generate_returns_n_packed_responses_per_prompt(model: LlamaForCausalLM) -> None:
-    engine = HFGenerateEngine(model, eos_token_id=EOS, pad_token_id=PAD)
-    out = engine.generate([[3, 4, 5], [6, 7]], SamplingParams(temperature=1.0, max_new_tokens=5, n=3))
+    generator = HFGenerator(model, eos_token_id=EOS, pad_token_id=PAD)
+    out = generator.generate([[3, 4, 5], [6, 7]], SamplingParams(temperature=1.0, max_new_tokens=5, n=3))
     assert out.prompt_index.tolist() == [0, 0, 0, 1, 1, 1]
     assert len(out.offsets) == 7 and out.offsets[-1] == len(out.token_ids)
     assert (out.lengths >= 1).all() and (out.lengths <= 5).all()
@@ -56,17 +56,17 @@ def test_generate_returns_n_packed_responses_per_prompt(model: LlamaForCausalLM)
 
 
 def test_greedy_generation_is_deterministic_and_batch_independent(model: LlamaForCausalLM) -> None:
-    engine = HFGenerateEngine(model, eos_token_id=EOS, pad_token_id=PAD)
+    generator = HFGenerator(model, eos_token_id=EOS, pad_token_id=PAD)
     greedy = SamplingParams(temperature=0.0, max_new_tokens=6)
-    both = engine.generate([[3, 4, 5], [6]], greedy)
-    alone = engine.generate([[6]], greedy)
+    both = generator.generate([[3, 4, 5], [6]], greedy)
+    alone = generator.generate([[6]], greedy)
     assert both.response(1).tolist() == alone.response(0).tolist()
 
 
 def test_small_batch_size_splits_calls_without_changing_the_layout(model: LlamaForCausalLM) -> None:
     greedy = SamplingParams(temperature=0.0, max_new_tokens=4, n=2)
-    one = HFGenerateEngine(model, eos_token_id=EOS, pad_token_id=PAD).generate([[3], [4], [5]], greedy)
-    split = HFGenerateEngine(model, eos_token_id=EOS, pad_token_id=PAD, batch_size=2).generate(
+    one = HFGenerator(model, eos_token_id=EOS, pad_token_id=PAD).generate([[3], [4], [5]], greedy)
+    split = HFGenerator(model, eos_token_id=EOS, pad_token_id=PAD, batch_size=2).generate(
         [[3], [4], [5]], greedy
     )
     assert one.offsets.tolist() == split.offsets.tolist()
@@ -75,8 +75,8 @@ def test_small_batch_size_splits_calls_without_changing_the_layout(model: LlamaF
 
 def test_sync_weights_copies_a_state_dict(model: LlamaForCausalLM) -> None:
     clone = LlamaForCausalLM(model.config)
-    engine = HFGenerateEngine(clone, eos_token_id=EOS, pad_token_id=PAD)
-    engine.sync_weights(model)
+    generator = HFGenerator(clone, eos_token_id=EOS, pad_token_id=PAD)
+    generator.sync_weights(model)
     for a, b in zip(clone.parameters(), model.parameters()):
         assert torch.equal(a, b)
 

@@ -4,15 +4,15 @@ the learner."""
 from __future__ import annotations
 
 import numpy as np
-from asyppo.rollout import RolloutOutput
-from asyppo.trainer.rollout_step import informative_groups, rollout_buffer, training_scores
+from asyppo.generation import GenerationOutput
+from asyppo.trainer.experience import informative_groups, rollout_buffer, training_scores
 
 PROMPTS = [[1, 2, 3], [4], [5, 6]]
 
 
-def rollout() -> RolloutOutput:
+def rollout() -> GenerationOutput:
     """Two responses to prompt 2, one each to prompts 0 and 1, in that (interleaved) order."""
-    return RolloutOutput(
+    return GenerationOutput(
         token_ids=np.array([20, 21, 22, 23, 24, 25], dtype=np.int64),
         offsets=np.array([0, 2, 3, 5, 6], dtype=np.int64),
         prompt_index=np.array([2, 0, 2, 1], dtype=np.int64),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from asyppo.__main__ import main
 from asyppo.config import load_train_config
-from asyppo.evaluation import avg_at_k, pass_at_k, sample_metrics
+from asyppo.pass_at_k import avg_at_k, pass_at_k, sample_metrics
 from asyppo.trainer.report import evaluate_model
 from hypothesis import given
 from hypothesis import strategies as st

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from asyppo.engine import TrajectoryBuffer
+from asyppo.generation import GenerationOutput
 from asyppo.rewards import RewardConfig
 from asyppo.rewards.shaping import overlong_penalty
-from asyppo.rollout import RolloutOutput
 
 
 def rollout_buffer(
-    prompt_ids: Sequence[Sequence[int]], out: RolloutOutput, scores: np.ndarray, *, policy_version: int
+    prompt_ids: Sequence[Sequence[int]], out: GenerationOutput, scores: np.ndarray, *, policy_version: int
 ) -> TrajectoryBuffer:
     """The buffer of ``out``'s N responses, each with its prompt's tokens.
 
@@ -52,7 +52,7 @@ def training_scores(scores: np.ndarray, finished: np.ndarray, truncated_score: f
 
 
 def shaped_scores(
-    scores: np.ndarray, out: RolloutOutput, cfg: RewardConfig, *, max_new_tokens: int
+    scores: np.ndarray, out: GenerationOutput, cfg: RewardConfig, *, max_new_tokens: int
 ) -> tuple[np.ndarray, dict[str, float]]:
     """The float32 ``[N]`` scores trained on, and the shaping's metrics.
 
