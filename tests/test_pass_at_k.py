@@ -94,6 +94,9 @@ def test_eval_with_k_1_prints_greedy_only_and_honours_max_new_tokens(
     cfg = load_train_config(None, ["reward.verifier=exact"])
     results = evaluate_model(cfg, assets.actor, [str(assets.eval)], k=1, temperature=1.0, max_new_tokens=1)
     (metrics,) = results.values()
-    assert set(metrics) == {"eval/accuracy", "eval/response_length"} and metrics["eval/response_length"] <= 1
-    out = capsys.readouterr().out
-    assert "prompts | greedy" in out and "avg@" not in out and "nan" not in out
+    assert set(metrics) == {"eval/accuracy", "eval/response_length", "eval/truncated", "eval/answered"}
+    assert metrics["eval/response_length"] <= 1 and metrics["eval/truncated"] == 1.0
+    captured = capsys.readouterr()
+    assert "prompts | greedy | cut at budget" in captured.out and "avg@" not in captured.out
+    assert "nan" not in captured.out
+    assert "hit max_new_tokens=1 before EOS" in captured.err  # a cut answer is never silent

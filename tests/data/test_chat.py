@@ -38,6 +38,11 @@ def test_chat_template_is_applied_with_generation_prompt() -> None:
     assert text == "<system>S</s><user>1+1=</s><assistant>"
 
 
+def test_the_chat_template_can_be_switched_off() -> None:
+    text = render_prompt(templated_tokenizer(), "Q: 1+1\nA: 2\n\nQ: 2+2\nA:", system_prompt="S", chat_template=False)
+    assert text == "S\n\nQ: 1+1\nA: 2\n\nQ: 2+2\nA:"
+
+
 def test_existing_system_message_is_not_doubled() -> None:
     messages = [{"role": "system", "content": "mine"}, {"role": "user", "content": "q"}]
     assert (

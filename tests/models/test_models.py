@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -194,3 +195,16 @@ def test_model_config_accepts_init_from_actor_layers_beside_a_default_path() -> 
 def test_model_config_rejects_zero_layers() -> None:
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         ModelConfig(init_from_actor_layers=0)
+
+
+def test_stop_tokens_are_the_tokenizers_eos_then_the_generation_configs(tmp_path: Path) -> None:
+    from asyppo.models import stop_token_ids
+    from asyppo.toy.tokenizer import build_toy_tokenizer
+
+    tokenizer = build_toy_tokenizer()
+    eos = tokenizer.eos_token_id
+    assert stop_token_ids(tokenizer, tmp_path) == [eos]  # no generation_config.json
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [eos + 1, eos]}))
+    assert stop_token_ids(tokenizer, tmp_path) == [eos, eos + 1]
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": eos + 2}))
+    assert stop_token_ids(tokenizer, tmp_path) == [eos, eos + 2]

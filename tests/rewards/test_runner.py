@@ -62,6 +62,26 @@ def test_math_runner_scores_correct_answers_one_and_others_zero() -> None:
     np.testing.assert_array_equal(out.scores, np.array([1, 0, 0, 1], dtype=np.float32))
     np.testing.assert_array_equal(out.correct, [True, False, False, True])
     assert out.scores.dtype == np.float32 and (out.n_errors, out.n_timeouts) == (0, 0)
+    np.testing.assert_array_equal(out.answered, [True, True, False, True])
+    assert out.metrics()["reward/answered"] == 0.75 and out.unanswered_warning("eval") is None
+
+
+def test_the_fallback_scores_plain_answers_and_a_batch_without_answers_warns() -> None:
+    with build_reward_fn(RewardConfig(answer_fallback="last_number")) as runner:
+        out = runner.score(["so 85.", "85 or 84"], ["85", "85"])
+    np.testing.assert_array_equal(out.correct, [True, False])
+    with build_reward_fn(RewardConfig()) as runner:
+        out = runner.score(["so 85.", "I think 85"], ["85", "85"])
+    assert not out.correct.any() and out.metrics()["reward/answered"] == 0.0
+    warning = out.unanswered_warning("eval")
+    assert warning is not None and "none of the 2 responses" in warning and "answer_fallback" in warning
+
+
+def test_without_a_verifier_nothing_is_counted_as_answered(user_file: Path) -> None:
+    cfg = RewardConfig(verifier="none", user_fn=f"{user_file}:half")
+    with build_reward_fn(cfg) as runner:
+        out = runner.score(["abc"], ["x"])
+    assert out.answered is None and "reward/answered" not in out.metrics() and out.unanswered_warning("x") is None
 
 
 def test_weights_combine_correctness_format_and_user_reward(user_file: Path) -> None:

@@ -32,8 +32,17 @@ def test_a_malformed_dataset_row_names_file_and_line(assets: Assets, tmp_path: P
 
 def test_a_critic_with_another_vocabulary_is_refused(assets: Assets, tmp_path: Path) -> None:
     cfg = load_train_config(None, assets.overrides(tmp_path / "run", f"critic.path={assets.foreign_critic}"))
-    with pytest.raises(ValueError, match="tokenizer differs from the actor's"):
+    with pytest.raises(ValueError, match="tokenizer differs from the actor's") as refused:
         Trainer(cfg)
+    assert "critic.init_from_actor_layers=N" in str(refused.value)  # and the way out
+
+
+def test_own_training_data_is_not_evaluated_on_the_toy_sums(assets: Assets, tmp_path: Path) -> None:
+    own = [f"data.train={assets.train}", f"trainer.output_dir={tmp_path}"]
+    with pytest.raises(ConfigError, match=r"data.eval is still the embedded toy sums .* data.eval=null"):
+        load_train_config(None, own)
+    assert load_train_config(None, [*own, "data.eval=null"]).data.eval is None
+    assert load_train_config(None, ["data.train=builtin:toy-train"]).data.eval == "builtin:toy-eval"
 
 
 def test_a_reward_that_fails_on_every_response_stops_the_step(assets: Assets, tmp_path: Path) -> None:

@@ -119,17 +119,29 @@ class RolloutConfig(Section):
         return self.temperature if self.temperature > 0 else 1.0
 
 
+#: The embedded default's held-out sums (``asyppo.toy``).
+TOY_EVAL = "builtin:toy-eval"
+
+
 class DataConfig(Section):
     """Prompt datasets: JSONL, Parquet, an HF datasets directory, or builtin:toy-train / toy-eval."""
 
     train: str = Field("builtin:toy-train", description="Training prompts.")
     eval: str | None = Field(
-        "builtin:toy-eval", description="Held-out prompts; null: split eval_size rows off train."
+        TOY_EVAL,
+        description="Held-out prompts; null: split eval_size rows off train. The toy set goes only "
+        "with builtin training data.",
     )
     prompt_key: str = Field("prompt", description="Field holding the prompt (text or chat messages).")
     answer_key: str = Field("answer", description="Field holding the reference answer.")
     system_prompt: str | None = Field(
         None, description=f"System prompt for chat templates (the paper's: {PAPER_SYSTEM_PROMPT!r})."
+    )
+    chat_template: bool = Field(
+        True,
+        description="Render prompts with the tokenizer's chat template when it has one; false: plain "
+        "text (system prompt and messages joined by blank lines), e.g. for a few-shot prompt written "
+        "out in full or a base model.",
     )
     eval_size: int = Field(256, ge=1, description="Rows held out of train when eval is null.")
     eval_limit: int | None = Field(None, ge=1, description="Evaluate on at most this many eval prompts.")
@@ -164,6 +176,9 @@ class TrainerConfig(Section):
     )
     seed: int = Field(42, description="Seeds sampling, sharding, masks and initialisation (A.3: 42).")
     eval_every: int = Field(10, ge=0, description="Evaluate every N steps (0: only before and after).")
+    eval_at_start: bool = Field(
+        True, description="Evaluate before the first step (the start of the accuracy curve); false skips it."
+    )
     eval_k: int = Field(1, ge=1, description="Samples per eval prompt; >1 adds avg@k and pass@k.")
     eval_temperature: float = Field(1.0, gt=0, description="Temperature of the k samples when eval_k > 1.")
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
@@ -184,6 +199,12 @@ class LoggingConfig(Section):
     wandb_project: str | None = Field(None, description="W&B project (needs wandb installed); null: off.")
     progress_bar: bool = Field(True, description="Show a progress bar over steps.")
     console_every: int = Field(1, ge=0, description="Print the per-step line every N steps (0: never).")
+    eval_samples: int = Field(
+        3,
+        ge=0,
+        description="Prompt / response / answer / score rows kept per eval: a console table (unless "
+        "console_every is 0), RUN_DIR/samples.jsonl, TensorBoard text and W&B; 0: none.",
+    )
 
 
 class RolePlacement(Section):
@@ -287,6 +308,17 @@ class TrainConfig(Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @model_validator(mode="after")
+    def _no_toy_eval_beside_other_training_data(self) -> TrainConfig:
+        """Training data of the user's own must not be evaluated on the embedded toy sums."""
+        if not self.data.train.startswith("builtin:") and self.data.eval == TOY_EVAL:
+            raise ValueError(
+                f"data.eval is still the embedded toy sums ({TOY_EVAL}) but data.train is "
+                f"{self.data.train!r}: set data.eval to your held-out file, or data.eval=null to hold "
+                "out data.eval_size rows of data.train"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sections_agree(self) -> TrainConfig:

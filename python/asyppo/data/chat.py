@@ -29,16 +29,18 @@ def render_prompt(
     prompt: Prompt,
     *,
     system_prompt: str | None = PAPER_SYSTEM_PROMPT,
+    chat_template: bool = True,
 ) -> str:
     """The prompt text to tokenize (with ``add_special_tokens=False``).
 
     With a chat template: ``system_prompt`` (unless ``None``/empty, or the prompt already has a
     system message) then the prompt's messages, through ``tokenizer.apply_chat_template`` with
-    the generation prompt appended. Without one (base models): the message contents joined by a
-    blank line, e.g. ``"<system>\\n\\n<prompt>"``.
+    the generation prompt appended. Without one (base models), or with ``chat_template=False``
+    (a few-shot prompt written out in full): the message contents joined by a blank line, e.g.
+    ``"<system>\\n\\n<prompt>"``.
     """
     messages = _messages(prompt, system_prompt)
-    if getattr(tokenizer, "chat_template", None):
+    if chat_template and getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         assert isinstance(text, str)
         return text

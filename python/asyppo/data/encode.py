@@ -95,11 +95,13 @@ def encode_prompts(
     *,
     system_prompt: str | None,
     max_prompt_tokens: int,
+    chat_template: bool = True,
     long_prompts: str = "error",
     what: str = "prompts",
     chunk_chars: int = CHUNK_CHARS,
 ) -> EncodedPrompts:
-    """Render (``render_prompt``) and tokenise (``add_special_tokens=False``) every record.
+    """Render (``render_prompt``, with the tokenizer's chat template unless ``chat_template`` is
+    False) and tokenise (``add_special_tokens=False``) every record.
 
     A prompt with more than ``max_prompt_tokens`` tokens is too long: with ``long_prompts="error"``
     a :class:`PromptTooLongError` names ``what``, how many prompts are too long and the first
@@ -131,7 +133,9 @@ def encode_prompts(
 
     for position, record in enumerate(records):
         n_chars = _content_chars(record.prompt)
-        text = render_prompt(tokenizer, record.prompt, system_prompt=system_prompt) if n_chars <= char_limit else ""
+        text = ""
+        if n_chars <= char_limit:
+            text = render_prompt(tokenizer, record.prompt, system_prompt=system_prompt, chat_template=chat_template)
         n_chars = max(n_chars, len(text))
         if n_chars > char_limit:
             too_long[position] = f"{n_chars} characters, more than {max_prompt_tokens} tokens can hold"

@@ -10,7 +10,7 @@ from asyppo.models.actor import load_actor
 from asyppo.models.config import ModelConfig
 from asyppo.models.critic import ValueModel, load_critic, position_ids_from_mask
 from asyppo.models.loading import DTYPES, context_length, read_model_config, resolve_dtype
-from asyppo.models.tokenizer import check_same_tokenizer, load_tokenizer
+from asyppo.models.tokenizer import check_same_tokenizer, load_tokenizer, stop_token_ids
 
 __all__ = [
     "DTYPES",
@@ -24,4 +24,5 @@ __all__ = [
     "position_ids_from_mask",
     "read_model_config",
     "resolve_dtype",
+    "stop_token_ids",
 ]

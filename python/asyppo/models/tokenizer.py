@@ -7,6 +7,7 @@ may differ without harm. :func:`check_same_tokenizer` checks exactly that.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
@@ -34,6 +35,22 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
             raise ValueError(f"tokenizer {path}: defines neither a pad token nor an EOS token")
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase, model_dir: str | Path) -> list[int]:
+    """The ids that end a response: the tokenizer's EOS and every ``eos_token_id`` of the model's
+    ``generation_config.json`` (chat models list several, e.g. an end-of-turn token beside the
+    end-of-text one), in that order, without repeats."""
+    ids = [] if tokenizer.eos_token_id is None else [int(tokenizer.eos_token_id)]
+    path = Path(model_dir) / "generation_config.json"
+    if path.is_file():
+        listed = json.loads(path.read_text(encoding="utf-8")).get("eos_token_id")
+        for token in listed if isinstance(listed, list) else [] if listed is None else [listed]:
+            if int(token) not in ids:
+                ids.append(int(token))
+    if not ids:
+        raise ValueError(f"{model_dir}: neither the tokenizer nor generation_config.json names an EOS token")
+    return ids
 
 
 def check_same_tokenizer(

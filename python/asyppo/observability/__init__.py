@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from asyppo.observability.console import StepProgress, format_step_line, print_summary
+from asyppo.observability.console import (
+    StepProgress,
+    format_step_line,
+    print_samples,
+    print_summary,
+)
 from asyppo.observability.logger import METRICS_FILE, MetricsLogger, read_metrics
 from asyppo.observability.timing import PhaseTimer, peak_memory_metrics
 
@@ -17,6 +22,7 @@ __all__ = [
     "format_step_line",
     "peak_memory_metrics",
     "plot_run",
+    "print_samples",
     "print_summary",
     "read_metrics",
 ]

@@ -168,3 +168,21 @@ def print_summary(
     for row in items:
         table.add_row(*(str(cell) for cell in row))
     (console or Console()).print(table)
+
+
+def print_samples(step: int, rows: Sequence[Mapping[str, Any]], *, console: Console | None = None) -> None:
+    """A table of sample responses of ``step`` (long prompts show their last 300 characters)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+
+    def cell(name: str, value: Any) -> str:
+        text = f"{value:.3g}" if isinstance(value, float) else str(value)
+        return "…" + text[-300:] if name == "prompt" and len(text) > 300 else text
+
+    print_summary(
+        [[cell(c, row[c]) for c in columns] for row in rows],
+        title=f"eval samples at step {step}",
+        columns=columns,
+        console=console,
+    )

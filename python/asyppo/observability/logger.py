@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 METRICS_FILE = "metrics.jsonl"
+SAMPLES_FILE = "samples.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
 
@@ -117,6 +118,28 @@ class MetricsLogger:
                 self._writer.add_scalar(key, value, step)
         if self._wandb_run is not None:
             self._wandb_run.log(values, step=step)
+
+    def log_samples(self, step: int, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Record sample responses of ``step`` (rows of JSON-able cells, e.g. prompt, response,
+        answer, score): appended to ``RUN_DIR/samples.jsonl`` (one line per row, with its step), as
+        a markdown table in TensorBoard's text tab (tag ``eval/samples``) and as a W&B table."""
+        if not rows:
+            return
+        columns = list(rows[0])
+        with open(self.run_dir / SAMPLES_FILE, "a", encoding="utf-8") as file:
+            file.writelines(json.dumps({"step": step, **row}) + "\n" for row in rows)
+        if self._writer is not None:
+            def cell(value: Any) -> str:
+                return str(value).replace("|", "\\|").replace("\n", "<br>")
+
+            lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+            lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+            self._writer.add_text("eval/samples", "\n".join(lines), step)
+        if self._wandb_run is not None:
+            import wandb
+
+            table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])
+            self._wandb_run.log({"eval/samples": table}, step=step)
 
     def close(self) -> None:
         """Flush and close every sink (idempotent)."""

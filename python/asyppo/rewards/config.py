@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class RewardConfig(BaseModel):
     """How a response is scored. The score of one response is
 
-        score = correct_weight * [verifier says correct]
+        score = correct_weight * [verifier says correct]   (its answer: the last \\boxed{}, or answer_fallback)
               + format_reward  * [response has a closed \\boxed{...}]
               + user_weight    * user_fn(response, answer)
 
@@ -37,6 +37,12 @@ class RewardConfig(BaseModel):
         description="Correctness check of the last \\boxed{} answer: 'math' = math-verify symbolic "
         "equivalence (exact string match when unparsable), 'exact' = normalised string match only, "
         "'none' = no correctness reward.",
+    )
+    answer_fallback: Literal["last_number"] | None = Field(
+        None,
+        description="Where the verifier looks when a response has no closed \\boxed{}: null: nowhere, "
+        "the answer is wrong (the AsyPPO paper's verifier); last_number: the response's last number "
+        "(e.g. 'so the total is 1,234.'), for models that answer in plain text.",
     )
     correct_weight: float = Field(1.0, description="Reward of a correct answer.")
     format_reward: float = Field(

@@ -31,6 +31,7 @@ import numpy as np
 from asyppo.rewards.config import RewardConfig
 from asyppo.rewards.scoring import ResponseScorer, UserRewardError
 from asyppo.rewards.user import UserReward, check_user_reward_spec, load_user_reward
+from asyppo.rewards.verifiers import final_answer
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,9 @@ class RewardOutput:
     scores: float32 [N] (0 where scoring failed); correct: bool [N] (the verifier's verdict, also
     where only the user reward failed); n_errors / n_timeouts: how many responses scored 0
     because their reward raised, returned no finite number or killed the worker / ran past
-    ``timeout_s``; first_error: the first failure's message, for the log.
+    ``timeout_s``; first_error: the first failure's message, for the log; answered: bool [N],
+    whether the verifier found an answer to check (a closed ``\\boxed{}``, or what
+    ``reward.answer_fallback`` reads), None with ``verifier: none``.
     """
 
     scores: np.ndarray
@@ -60,16 +63,31 @@ class RewardOutput:
     n_errors: int
     n_timeouts: int
     first_error: str | None = None
+    answered: np.ndarray | None = None
 
     def metrics(self, prefix: str = "reward") -> dict[str, float]:
-        """Flat metrics: mean score, accuracy, error and timeout counts."""
+        """Flat metrics: mean score, accuracy, error and timeout counts, answered fraction."""
         n = max(len(self.scores), 1)
-        return {
+        metrics = {
             f"{prefix}/mean": float(self.scores.sum()) / n,
             f"{prefix}/accuracy": float(self.correct.sum()) / n,
             f"{prefix}/n_errors": float(self.n_errors),
             f"{prefix}/n_timeouts": float(self.n_timeouts),
         }
+        if self.answered is not None:
+            metrics[f"{prefix}/answered"] = float(self.answered.sum()) / n
+        return metrics
+
+    def unanswered_warning(self, where: str) -> str | None:
+        """A warning when no response of a non-empty batch gives the verifier an answer to check
+        (every correctness reward is then 0, whatever the model knows); None otherwise."""
+        if self.answered is None or len(self.answered) == 0 or self.answered.any():
+            return None
+        return (
+            f"{where}: none of the {len(self.answered)} responses gives an answer the verifier can "
+            "read (a closed \\boxed{...}), so every one scores as wrong. Prompt the model to end with "
+            "\\boxed{answer} (data.system_prompt), or set reward.answer_fallback=last_number."
+        )
 
 
 def _worker_main(read_fd: int, write_fd: int) -> None:
@@ -276,7 +294,11 @@ class RewardRunner:
                 f"reward: all {n} responses of the batch failed to score ({n_errors} errors, "
                 f"{n_timeouts} timeouts); the first: {first_error}"
             )
-        return RewardOutput(scores, correct, n_errors, n_timeouts, first_error)
+        answered = None
+        if self.cfg.verifier != "none":
+            fallback = self.cfg.answer_fallback
+            answered = np.fromiter((final_answer(r, fallback) is not None for r in responses), bool, count=n)
+        return RewardOutput(scores, correct, n_errors, n_timeouts, first_error, answered)
 
     def close(self) -> None:
         """Stop the worker (idempotent)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from asyppo.rewards.config import RewardConfig
@@ -47,7 +48,8 @@ class ResponseScorer:
 
     def __init__(self, cfg: RewardConfig, user: UserReward | None = None) -> None:
         self.cfg = cfg
-        self._verifier = _VERIFIERS.get(cfg.verifier)
+        verifier = _VERIFIERS.get(cfg.verifier)
+        self._verifier = None if verifier is None else functools.partial(verifier, fallback=cfg.answer_fallback)
         if user is None and cfg.user_fn is not None:
             user = load_user_reward(cfg.user_fn)
         self._user = user

@@ -118,6 +118,7 @@ class Trainer:
         )
         self.step = 0
         self.eval_history: list[tuple[int, float]] = []
+        self._warned: set[str] = set()
         self.pending: PendingRollout | None = None
         self.nonfinite = NonFiniteGuard(cfg.trainer.max_nonfinite_steps)
         self.policy_version = -1  # the weights version the rollout role holds
@@ -140,7 +141,7 @@ class Trainer:
             return {}
         encoded = data.encode_prompts(
             self.tokenizer, records, system_prompt=self.cfg.data.system_prompt, max_prompt_tokens=limit,
-            long_prompts=self.cfg.data.long_prompts, what=what,
+            chat_template=self.cfg.data.chat_template, long_prompts=self.cfg.data.long_prompts, what=what,
         )
         records[:] = encoded.records
         return encoded.token_ids
@@ -166,6 +167,7 @@ class Trainer:
         with timer.phase("reward"):
             answers = [records[i].answer for i in out.prompt_index]
             reward = roles.reward.call("score", out.token_ids, out.offsets, answers).result()
+        self._warn_once(reward.unanswered_warning("a training batch"))
         scores, shaping = shaped_scores(reward.scores, out, cfg.reward, max_new_tokens=cfg.rollout.max_new_tokens)
         batch = rollout_buffer(prompt_ids, out, scores, policy_version=rollout.policy_version)
         if rollout.policy_version < self.step and out.log_probs is not None:
@@ -301,16 +303,29 @@ class Trainer:
 
     # -- evaluation, checkpoints -----------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
+        """Held-out metrics now; the sample responses are logged and shown (``logging.eval_samples``)."""
         cfg = self.cfg
         ids = [self.eval_prompts[r.index] for r in self.datasets.eval]
         answers = [r.answer for r in self.datasets.eval]
-        metrics = evaluate(
+        result = evaluate(
             self.roles.rollout, self.roles.reward, ids, answers,
             max_new_tokens=cfg.rollout.max_new_tokens, k=cfg.trainer.eval_k, temperature=cfg.trainer.eval_temperature,
+            samples=cfg.logging.eval_samples,
         )
-        if "eval/accuracy" in metrics:
-            self.eval_history.append((self.step, metrics["eval/accuracy"]))
-        return metrics
+        self._warn_once(result.warning)
+        if result.samples:
+            self.logger.log_samples(self.step, result.samples)
+            if cfg.logging.console_every:
+                observability.print_samples(self.step, result.samples)
+        if "eval/accuracy" in result.metrics:
+            self.eval_history.append((self.step, result.metrics["eval/accuracy"]))
+        return result.metrics
+
+    def _warn_once(self, warning: str | None) -> None:
+        """Print ``warning`` (to stderr) the first time it is raised in this process."""
+        if warning is not None and warning not in self._warned:
+            self._warned.add(warning)
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
 
     def _stateful_roles(self) -> list[Any]:
         """Roles with checkpoint state, the rollout last: in the inline backend every role
@@ -368,7 +383,7 @@ class Trainer:
         cfg = self.cfg.trainer
         target = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
         history: list[dict[str, float]] = []
-        if self.step == 0 and cfg.eval_every >= 0 and self.eval_prompts:
+        if self.step == 0 and cfg.eval_at_start and self.eval_prompts:
             start_eval = self.evaluate()
             self.logger.log(0, start_eval)
         bar = StepProgress(target, initial=self.step, enabled=self.cfg.logging.progress_bar)

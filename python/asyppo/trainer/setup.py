@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerBase
 
 from asyppo import data, toy
 from asyppo.config.schema import TrainConfig
-from asyppo.models import check_same_tokenizer, load_tokenizer, read_model_config
+from asyppo.models import check_same_tokenizer, load_tokenizer, read_model_config, stop_token_ids
 from asyppo.runtime import RoleHandle, Runtime, make_runtime
 from asyppo.runtime.allocator import release_freed_memory
 from asyppo.trainer.roles.actor import ActorRole
@@ -74,18 +74,30 @@ def load_datasets(cfg: TrainConfig) -> Datasets:
     return Datasets(train=train, eval=held_out)
 
 
+#: What to do when the critic does not read the actor's tokens.
+CRITIC_VOCABULARY_ADVICE = (
+    "set critic.path to a model with the actor's tokenizer (e.g. a smaller model of the same family), "
+    "or critic.path=null with critic.init_from_actor_layers=N to build each critic from the actor's "
+    "first N layers"
+)
+
+
 def check_critic_vocabulary(tokenizer: PreTrainedTokenizerBase, critic_path: str) -> None:
-    """Critics read the actor's token ids: their vocabulary must be the actor's (clear error if not)."""
+    """Critics read the actor's token ids: their vocabulary must be the actor's (clear error, with
+    the two ways out, if not)."""
     path = Path(critic_path)
-    if any((path / name).is_file() for name in TOKENIZER_FILES):
-        check_same_tokenizer(tokenizer, load_tokenizer(path), critic_name=f"critic ({path})")
-        return
-    vocab_size = int(read_model_config(path, what=f"critic ({path})").vocab_size)
-    if vocab_size < len(tokenizer):
-        raise ValueError(
-            f"critic ({path}) has no tokenizer and its embedding holds {vocab_size} ids, fewer than the "
-            f"actor tokenizer's {len(tokenizer)}: critics must share the actor's vocabulary"
-        )
+    try:
+        if any((path / name).is_file() for name in TOKENIZER_FILES):
+            check_same_tokenizer(tokenizer, load_tokenizer(path), critic_name=f"critic ({path})")
+            return
+        vocab_size = int(read_model_config(path, what=f"critic ({path})").vocab_size)
+        if vocab_size < len(tokenizer):
+            raise ValueError(
+                f"critic ({path}) has no tokenizer and its embedding holds {vocab_size} ids, fewer than "
+                f"the actor tokenizer's {len(tokenizer)}: critics must share the actor's vocabulary"
+            )
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {CRITIC_VOCABULARY_ADVICE}") from None
 
 
 def optimizer_steps_per_train_step(cfg: TrainConfig) -> int:
@@ -169,7 +181,7 @@ def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokeni
         device=runtime_cfg.device_of("rollout", actor_device),
         dtype=cfg.actor.dtype,
         attn_implementation=cfg.actor.attn_implementation,
-        eos_token_id=int(tokenizer.eos_token_id),
+        eos_token_id=stop_token_ids(tokenizer, actor_path),
         pad_token_id=int(tokenizer.pad_token_id),
         seed=cfg.trainer.seed,
         behavior_log_probs=cfg.rollout.max_staleness > 0,
