@@ -216,13 +216,16 @@ class RolePlacement(Section):
         "(actor.device, critic.device; the rollout follows actor.device).",
     )
     cpu_threads: int | None = Field(
-        None, ge=1, description="torch intra-op threads in the role's process (local backend); null: runtime.cpu_threads."
+        None,
+        ge=1,
+        description="torch intra-op threads in the role's process (local and ray backends; with ray also "
+        "the CPUs it reserves); null: runtime.cpu_threads.",
     )
     nice: int | None = Field(
         None,
         ge=0,
         le=19,
-        description="CPU scheduling niceness of the role's process (local backend); null: 5 for critics "
+        description="CPU scheduling niceness of the role's process (local and ray backends); null: 5 for critics "
         "(their updates run beside the actor's, which is the step's critical path), 0 for the others.",
     )
 
@@ -234,11 +237,28 @@ PLACEABLE_ROLES = ("actor", "critic", "rollout", "reference", "reward")
 class RuntimeConfig(Section):
     """Where the roles run."""
 
-    backend: Literal["inline", "local"] = Field(
+    backend: Literal["inline", "local", "ray"] = Field(
         "inline",
         description="inline: all roles in the trainer's process, one call at a time. local: a "
-        "process per role, arrays through shared memory, critics overlapped with the actor "
+        "process per role, arrays through shared memory, critics overlapped with the actor. ray: "
+        "a Ray actor per role, on one node or several (pip install 'asyppo[ray]') "
         "(docs/trainer.md).",
+    )
+    address: str | None = Field(
+        None,
+        description="ray backend: the cluster to join (e.g. 10.0.0.1:6379, or 'auto' for the one "
+        "started on this node with ray start); null: start a local one for the run.",
+    )
+    colocate_actor_rollout: bool = Field(
+        True,
+        description="ray backend: the actor and the rollout share one placement bundle (one node, "
+        "the same GPUs), which the published weights need (shared memory / CUDA IPC); critics and "
+        "the others get a bundle each.",
+    )
+    placement_strategy: Literal["PACK", "STRICT_PACK", "SPREAD"] = Field(
+        "PACK",
+        description="ray backend: the placement group's strategy over nodes (Ray's): PACK as few "
+        "nodes as possible, STRICT_PACK one node, SPREAD over nodes.",
     )
     cpu_threads: int | None = Field(
         1,

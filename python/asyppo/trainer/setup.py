@@ -16,7 +16,7 @@ from transformers import PreTrainedTokenizerBase
 from asyppo import data, toy
 from asyppo.config.schema import TrainConfig
 from asyppo.models import check_same_tokenizer, load_tokenizer, read_model_config, stop_token_ids
-from asyppo.runtime import RoleHandle, Runtime, make_runtime
+from asyppo.runtime import RayPlan, RayRuntime, RoleHandle, RoleResources, Runtime, make_runtime
 from asyppo.runtime.allocator import release_freed_memory
 from asyppo.trainer.roles.actor import ActorRole
 from asyppo.trainer.roles.critic import CriticRole
@@ -106,6 +106,31 @@ def optimizer_steps_per_train_step(cfg: TrainConfig) -> int:
     return cfg.trainer.ppo_epochs * -(-batch // size)
 
 
+def ray_plan(cfg: TrainConfig, threads: dict[str, int | None], nice: dict[str, int]) -> RayPlan:
+    """The ``ray`` backend's plan: the roles :func:`build_roles` spawns, each reserving a CPU per
+    torch thread and, on a CUDA device, a GPU (Ray then shows it the role as ``cuda:0``)."""
+    rt = cfg.runtime
+    actor = rt.device_of("actor", cfg.actor.device)
+    devices = {"reward": "cpu", "actor": actor}
+    if cfg.algo.kl_coef > 0:
+        devices["reference"] = rt.device_of("reference", actor)
+    if cfg.algo.uses_critic:
+        devices.update({f"critic{m}": rt.device_of(f"critic{m}", cfg.critic.device) for m in range(cfg.critic.count)})
+    devices["rollout"] = rt.device_of("rollout", actor)
+    roles = {
+        name: RoleResources(num_cpus=float(threads.get(name) or 1), num_gpus=1.0 if device.startswith("cuda") else 0.0)
+        for name, device in devices.items()
+    }
+    return RayPlan(
+        roles=roles,
+        colocate=(("actor", "rollout"),) if rt.colocate_actor_rollout else (),
+        strategy=rt.placement_strategy,
+        address=rt.address,
+        cpu_threads={name: threads.get(name) for name in roles},
+        nice={name: nice.get(name, 0) for name in roles},
+    )
+
+
 def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path: str) -> Roles:
     """Spawn reward, actor, reference (with a KL term), critics (when the algorithm uses them) and
     rollout roles on ``runtime.backend``, placed by ``runtime.placement``.
@@ -119,8 +144,15 @@ def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path
     roles_threads = {name: runtime_cfg.threads_of(name) for name in ("actor", "rollout", "reference", "reward")}
     roles_threads.update({f"critic{m}": runtime_cfg.threads_of(f"critic{m}") for m in range(cfg.critic.count)})
     nice = {name: runtime_cfg.nice_of(name) for name in roles_threads}
-    runtime = make_runtime(runtime_cfg.backend, cpu_threads=roles_threads, nice=nice)
+    plan = ray_plan(cfg, roles_threads, nice) if runtime_cfg.backend == "ray" else None
+    runtime = make_runtime(runtime_cfg.backend, cpu_threads=roles_threads, nice=nice, ray_plan=plan)
     try:
+        if isinstance(runtime, RayRuntime) and runtime.node_of("actor") != runtime.node_of("rollout"):
+            raise ValueError(
+                "runtime: the ray backend placed the actor and the rollout on different nodes, which the "
+                "published weights cannot cross (shared memory / CUDA IPC): set "
+                "runtime.colocate_actor_rollout=true or runtime.placement_strategy=STRICT_PACK"
+            )
         return _spawn_roles(cfg, runtime, tokenizer, actor_path)
     except BaseException:
         runtime.shutdown()  # no role outlives a failed start
