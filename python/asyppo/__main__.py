@@ -4,6 +4,8 @@
   embedded CPU default and prints the held-out accuracy before and after.
 * ``eval --model DIR --data FILE [--data FILE2 ...] [--k 4]`` — avg@k and pass@k per dataset.
 * ``plot RUN_DIR`` — PNG curves of a run's metrics.
+* ``compare [STUDY.yaml] [--jobs N] ...`` — a grid of runs (methods x tasks x seeds), resumable,
+  aggregated over seeds (``docs/compare.md``).
 * ``config show [--config X.yaml] [key=value ...]`` — the resolved config as YAML;
   ``config docs`` — the config reference (``docs/config.md``).
 """
@@ -45,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
 
     plot = commands.add_parser("plot", help="PNG curves of a run")
     plot.add_argument("run_dir")
+
+    from asyppo.compare.cli import add_parser as add_compare
+
+    add_compare(commands)
 
     config = commands.add_parser("config", help="show the resolved config or its reference")
     config.add_argument("action", choices=["show", "docs"])
@@ -115,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help()
         return 0
-    handlers = {"train": _train, "eval": _eval, "plot": _plot, "config": _config}
+    from asyppo.compare.cli import run as _compare
+
+    handlers = {"train": _train, "eval": _eval, "plot": _plot, "config": _config, "compare": _compare}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:

@@ -1,0 +1,116 @@
+"""Report aggregated cells: a rich table on the console, ``results.csv``, ``results.json`` and one
+PNG of accuracy curves (one panel per task, one curve per method with its 95 % band, the layout of
+the paper's learning-curve figures)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from rich.console import Console
+from rich.table import Table
+
+from asyppo.compare.aggregate import Cell, Estimate
+
+METRICS = ("final", "auc", "start", "wall_s", "peak_mem_mb")
+_HEADERS = {"final": "final acc", "auc": "AUC", "start": "start acc", "wall_s": "wall s", "peak_mem_mb": "peak MiB"}
+
+
+def _percent(e: Estimate) -> str:
+    if math.isnan(e.mean):
+        return "n/a"
+    if math.isnan(e.low):
+        return f"{100 * e.mean:.1f}"
+    return f"{100 * e.mean:.1f} ± {100 * e.half_width:.1f}"
+
+
+def _plain(e: Estimate, digits: int = 0) -> str:
+    return "n/a" if math.isnan(e.mean) else f"{e.mean:.{digits}f}"
+
+
+def print_table(cells: Sequence[Cell], console: Console | None = None, title: str = "comparison") -> None:
+    """Accuracy in %, mean ± half-width of the 95 % interval over seeds."""
+    table = Table(title=f"{title} (mean ± 95 % t-interval over seeds; accuracy in %)")
+    for header in ("task", "method", "seeds", "start acc", "final acc", "AUC", "wall s", "peak MiB"):
+        table.add_column(header, justify="left" if header in ("task", "method") else "right")
+    for cell in cells:
+        table.add_row(
+            cell.task, cell.method, str(len(cell.runs)), _percent(cell.estimate("start")),
+            _percent(cell.estimate("final")), _percent(cell.estimate("auc")),
+            _plain(cell.estimate("wall_s")), _plain(cell.estimate("peak_mem_mb")),
+        )
+    (console or Console()).print(table)
+
+
+def _json_number(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 6)
+
+
+def cells_to_json(cells: Sequence[Cell]) -> list[dict[str, object]]:
+    out = []
+    for cell in cells:
+        entry: dict[str, object] = {"task": cell.task, "method": cell.method, "seeds": cell.seeds}
+        for name in METRICS:
+            e = cell.estimate(name)
+            entry[name] = {"mean": _json_number(e.mean), "low95": _json_number(e.low),
+                           "high95": _json_number(e.high), "per_seed": [_json_number(getattr(r, name)) for r in cell.runs]}
+        entry["curve"] = [
+            {"samples": x, "mean": _json_number(e.mean), "low95": _json_number(e.low), "high95": _json_number(e.high)}
+            for x, e in zip(cell.samples, cell.curve)
+        ]
+        out.append(entry)
+    return out
+
+
+def write_json(cells: Sequence[Cell], path: Path) -> Path:
+    path.write_text(json.dumps(cells_to_json(cells), indent=1) + "\n")
+    return path
+
+
+def write_csv(cells: Sequence[Cell], path: Path) -> Path:
+    """One row per (task, method): per metric its mean and 95 % bounds."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["task", "method", "n_seeds", "seeds",
+                         *(f"{m}_{s}" for m in METRICS for s in ("mean", "low95", "high95"))])
+        for cell in cells:
+            values = []
+            for name in METRICS:
+                e = cell.estimate(name)
+                values += ["" if math.isnan(v) else f"{v:.6g}" for v in (e.mean, e.low, e.high)]
+            writer.writerow([cell.task, cell.method, len(cell.runs), " ".join(map(str, cell.seeds)), *values])
+    return path
+
+
+def plot_curves(cells: Sequence[Cell], path: Path, *, title: str = "") -> Path:
+    """Held-out accuracy (%) against samples seen: one panel per task, one line + band per method."""
+    tasks = list(dict.fromkeys(c.task for c in cells))
+    methods = list(dict.fromkeys(c.method for c in cells))
+    colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    fig = Figure(figsize=(4.4 * len(tasks), 3.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    if title:
+        fig.suptitle(title, fontweight="bold", fontsize=10)
+    axes = fig.subplots(1, len(tasks), squeeze=False).ravel()
+    for ax, task in zip(axes, tasks):
+        for cell in (c for c in cells if c.task == task):
+            x = cell.samples
+            mean = [100 * e.mean for e in cell.curve]
+            ax.plot(x, mean, color=colors[cell.method], linewidth=1.5, marker="o", markersize=2.5,
+                    label=f"{cell.method} (n={len(cell.runs)})")
+            if len(cell.runs) > 1:
+                ax.fill_between(x, [100 * e.low for e in cell.curve], [100 * e.high for e in cell.curve],
+                                color=colors[cell.method], alpha=0.15, linewidth=0)
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel("samples seen (responses)", fontsize=8)
+        ax.set_ylabel("held-out accuracy (%)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=80)
+    return path
