@@ -9,7 +9,10 @@ from asyppo.algos import (
     PRESET_KEYS,
     PRESETS,
     AlgoConfig,
+    AspoParams,
+    SpoParams,
 )
+from asyppo.config import ConfigError, load_train_config
 
 
 def test_default_is_asyppo_with_the_paper_hyperparameters() -> None:
@@ -21,9 +24,19 @@ def test_default_is_asyppo_with_the_paper_hyperparameters() -> None:
     assert cfg.kl_coef == 0.0
 
 
+def test_a_default_lives_either_on_its_field_or_in_the_presets_never_both() -> None:
+    for key, field in AlgoConfig.model_fields.items():
+        in_presets = {key in values for values in PRESETS.values()}
+        assert in_presets in ({True}, {False}), f"{key}: set by some presets only"
+        assert field.is_required() == (True in in_presets), f"{key}: default in two places"
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_every_preset_sets_every_preset_key(name: str) -> None:
-    assert set(PRESETS[name]) == set(PRESET_KEYS)
+def test_a_preset_changes_nothing_but_its_own_keys(name: str) -> None:
+    cfg, default = AlgoConfig(name=name), AlgoConfig()
+    for key in set(AlgoConfig.model_fields) - set(PRESET_KEYS) - {"name"}:
+        assert getattr(cfg, key) == getattr(default, key), key
+    assert {key: getattr(cfg, key) for key in PRESET_KEYS} == PRESETS[name]
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -54,9 +67,49 @@ def test_uses_critic_only_for_the_gae_estimator() -> None:
     assert users == {"asyppo", "ppo"}
 
 
-def test_model_dump_round_trips() -> None:
-    cfg = AlgoConfig(name="spo", spo_neg_scale=0.25)
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_model_dump_round_trips(name: str) -> None:
+    cfg = AlgoConfig(name=name)
     assert AlgoConfig(**cfg.model_dump()) == cfg
+
+
+def test_model_dump_round_trips_the_losses_parameters() -> None:
+    cfg = AlgoConfig(name="spo", spo_neg_scale=0.25)
+    assert cfg.model_dump()["spo_neg_scale"] == 0.25
+    assert AlgoConfig(**cfg.model_dump()) == cfg
+
+
+def test_value_sources_name_the_preset_of_every_preset_key_not_given() -> None:
+    cfg = AlgoConfig(name="dapo", clip_high=0.3, gamma=0.9)
+    assert cfg.value_sources() == {key: "preset dapo" for key in PRESET_KEYS if key != "clip_high"}
+    assert cfg.model_fields_set == {"name", "clip_high", "gamma"}
+
+
+def test_the_chosen_loss_brings_its_parameters_with_their_defaults() -> None:
+    assert AlgoConfig(name="aspo").params(AspoParams) == AspoParams()
+    assert AlgoConfig(name="aspo", aspo_cap=2.0).params(AspoParams).aspo_cap == 2.0
+    assert AlgoConfig(name="spo").model_extra == {"spo_neg_scale": 0.5}
+    assert AlgoConfig().model_extra == {}  # asyppo's loss has no parameters of its own
+
+
+def test_reading_the_parameters_of_a_loss_that_is_not_chosen_fails() -> None:
+    with pytest.raises(ValueError, match="SpoParams is not the parameter model"):
+        AlgoConfig(name="aspo").params(SpoParams)
+
+
+def test_a_parameter_of_another_loss_is_refused_naming_its_loss() -> None:
+    with pytest.raises(ValueError, match=r"spo_neg_scale\n.*policy_loss 'spo', not of the chosen policy_loss 'ppo'"):
+        AlgoConfig(name="ppo", spo_neg_scale=0.3)
+
+
+def test_a_misspelt_parameter_is_suggested_like_any_other_key() -> None:
+    with pytest.raises(ConfigError, match=r"unknown key algo.aspo_cpa; did you mean algo.aspo_cap\?"):
+        load_train_config(None, ["algo.name=aspo", "algo.aspo_cpa=2"])
+
+
+def test_a_boolean_for_a_numeric_parameter_is_refused() -> None:
+    with pytest.raises(ConfigError, match="algo.aspo_cap: expected a number, not a boolean"):
+        load_train_config(None, ["algo.name=aspo", "algo.aspo_cap=true"])
 
 
 def test_unknown_preset_lists_the_valid_presets() -> None:
@@ -82,20 +135,20 @@ def test_unknown_key_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "value"),
+    ("name", "key", "value", "why"),
     [
-        ("clip_c", 1.0),
-        ("gamma", 1.5),
-        ("adv_mask_ratio", -0.1),
-        ("spo_neg_scale", 1.0),
-        ("aspo_cap", 0.5),
-        ("kl_estimator", "k2"),
-        ("mask_scope", "token"),
+        ("asyppo", "clip_c", 1.0, "greater than 1"),
+        ("asyppo", "gamma", 1.5, "less than or equal to 1"),
+        ("asyppo", "adv_mask_ratio", -0.1, "greater than or equal to 0"),
+        ("spo", "spo_neg_scale", 1.0, "less than 1"),
+        ("aspo", "aspo_cap", 0.5, "greater than 1"),
+        ("asyppo", "kl_estimator", "k2", "'k1' or 'k3'"),
+        ("asyppo", "mask_scope", "token", "'batch', 'group' or 'sequence'"),
     ],
 )
-def test_out_of_range_value_names_the_field(key: str, value: object) -> None:
-    with pytest.raises(ValueError, match=key):
-        AlgoConfig(**{key: value})
+def test_out_of_range_value_names_the_field(name: str, key: str, value: object, why: str) -> None:
+    with pytest.raises(ValueError, match=rf"{key}\n +Input should be {why}"):
+        AlgoConfig(name=name, **{key: value})
 
 
 def test_critic_masks_with_a_critic_free_estimator_are_rejected() -> None:

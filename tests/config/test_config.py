@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from asyppo.__main__ import main
+from asyppo.algos import PRESET_KEYS
 from asyppo.config import ConfigError, TrainConfig, dump_config, load_train_config, parse_override
 from asyppo.config.docs import config_reference
 
@@ -29,6 +31,18 @@ def test_every_preset_validates_against_the_schema(path: Path) -> None:
 
 def test_the_default_preset_is_the_schema_default() -> None:
     assert load_train_config(str(ROOT / "configs" / "default.yaml")) == TrainConfig()
+
+
+def test_default_yaml_is_exactly_what_config_show_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    # Loading to the same config is not enough: a key missing from the file loads to its default
+    # too, so the file silently stopped listing keys the schema gained.
+    assert main(["config", "show"]) == 0
+    shown = capsys.readouterr().out
+    lines = (ROOT / "configs" / "default.yaml").read_text().splitlines(keepends=True)
+    header = [line for line in lines if not line.strip() or line.startswith("#")]
+    body = "".join(lines[len(header) :]) if lines[: len(header)] == header else "".join(lines)
+    assert header, "configs/default.yaml keeps a comment header saying what it is"
+    assert body == shown, "regenerate the part below the header: python -m asyppo config show"
 
 
 def test_classic_ppo_preset_uses_one_critic_as_large_as_the_actor() -> None:
@@ -97,6 +111,25 @@ def test_dumped_config_loads_back_to_the_same_config(tmp_path: Path) -> None:
     path.write_text(dump_config(cfg))
     assert load_train_config(str(path)) == cfg
     assert yaml.safe_load(path.read_text())["algo"]["clip_high"] == 0.28
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_config_show_of_every_preset_loads_back_to_the_same_config(
+    path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["config", "show", "--config", str(path)]) == 0
+    shown = tmp_path / "shown.yaml"
+    shown.write_text(capsys.readouterr().out)
+    assert load_train_config(str(shown)) == load_train_config(str(path))
+
+
+def test_config_show_names_the_preset_behind_each_value_it_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "show", "algo.name=dapo", "algo.clip_high=0.3"]) == 0
+    algo = capsys.readouterr().out.split("\nalgo:\n")[1].split("\nreward:")[0].splitlines()
+    noted = {line.split(":")[0].strip() for line in algo if line.endswith("  # from preset dapo")}
+    # Every preset key but the one given explicitly; nothing else carries a comment.
+    assert noted == set(PRESET_KEYS) - {"clip_high"}
+    assert "  clip_high: 0.3" in algo and sum("#" in line for line in algo) == len(noted)
 
 
 def test_config_reference_doc_matches_the_schema() -> None:

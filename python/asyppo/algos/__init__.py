@@ -10,6 +10,7 @@ from asyppo.algos.advantages import (
     ADVANTAGE_ESTIMATORS,
     AdvantageBatch,
     AdvantageResult,
+    check_critics_for_masks,
     compute_advantages,
 )
 from asyppo.algos.aggregation import LOSS_AGG_MODES, LossNormalizer, aggregate_loss, masked_mean
@@ -20,7 +21,14 @@ from asyppo.algos.logprobs import (
     token_log_probs,
     token_log_probs_and_entropy,
 )
-from asyppo.algos.policy_losses import POLICY_LOSSES, PolicyLossInputs, compute_policy_loss
+from asyppo.algos.policy_losses import (
+    POLICY_LOSSES,
+    AspoParams,
+    AsympoParams,
+    PolicyLossInputs,
+    SpoParams,
+    compute_policy_loss,
+)
 from asyppo.algos.registry import Registry
 from asyppo.algos.value_loss import compute_value_loss
 
@@ -34,10 +42,14 @@ __all__ = [
     "AdvantageBatch",
     "AdvantageResult",
     "AlgoConfig",
+    "AspoParams",
+    "AsympoParams",
     "LossNormalizer",
     "PolicyLossInputs",
     "Registry",
+    "SpoParams",
     "aggregate_loss",
+    "check_critics_for_masks",
     "compute_advantages",
     "compute_policy_loss",
     "compute_value_loss",

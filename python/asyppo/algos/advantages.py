@@ -103,6 +103,24 @@ AdvantageFn = Callable[[AdvantageBatch, "AlgoConfig", int], AdvantageResult]
 ADVANTAGE_ESTIMATORS: Registry[AdvantageFn] = Registry("advantage estimator")
 
 
+def check_critics_for_masks(
+    n_critics: int, adv_mask_ratio: float, ent_filter_ratio: float, *, count: str = "critics"
+) -> None:
+    """The one check that AsyPPO's masks have critics to disagree: a mask ratio > 0 ranks tokens
+    by the std over the critics, which is 0 everywhere for a single critic (the mask would be
+    arbitrary). ``count`` names where ``n_critics`` comes from in the message (``critic.count``).
+
+    Raises:
+        ValueError: ``adv_mask_ratio`` or ``ent_filter_ratio`` > 0 with ``n_critics < 2``.
+    """
+    if (adv_mask_ratio > 0 or ent_filter_ratio > 0) and n_critics < 2:
+        raise ValueError(
+            f"adv_mask_ratio={adv_mask_ratio} / ent_filter_ratio={ent_filter_ratio} rank tokens by "
+            f"the std over the critics and need {count} >= 2 (got {n_critics}); set both ratios "
+            "to 0 for a single critic"
+        )
+
+
 def _engine() -> ModuleType:
     # Imported on first use, not at module import: the losses, configs and log-prob helpers of
     # this package are pure torch and stay usable where the compiled extension is not built.
@@ -132,13 +150,8 @@ def gae_advantages(batch: AdvantageBatch, cfg: AlgoConfig, seed: int) -> Advanta
     """
     if batch.critic_values is None:
         raise ValueError("adv_estimator 'gae' needs AdvantageBatch.critic_values [M, T]")
-    n_critics = batch.critic_values.shape[0]
+    check_critics_for_masks(batch.critic_values.shape[0], cfg.adv_mask_ratio, cfg.ent_filter_ratio)
     want_masks = cfg.adv_mask_ratio > 0 or cfg.ent_filter_ratio > 0
-    if want_masks and n_critics < 2:
-        raise ValueError(
-            f"adv_mask_ratio={cfg.adv_mask_ratio} / ent_filter_ratio={cfg.ent_filter_ratio} rank "
-            f"tokens by the std over critics and need >= 2 critics; got {n_critics}"
-        )
     engine = _engine()
     values, std = engine.aggregate_values(batch.critic_values, how=cfg.value_agg)
     advantages, returns = engine.gae(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from asyppo.algos.aggregation import LossNormalizer, aggregate_loss, masked_mean
 from asyppo.algos.kl import kl_estimate
@@ -28,8 +29,48 @@ if TYPE_CHECKING:
 Metrics = dict[str, float]
 PolicyLossFn = Callable[["PolicyLossInputs", "AlgoConfig"], tuple[torch.Tensor, Metrics]]
 
-#: Registered policy losses. Attribute ``needs_old_log_probs`` (default True).
+#: Registered policy losses. Attribute ``needs_old_log_probs`` (default True); a loss with
+#: parameters of its own registers their model as ``params=`` (see :class:`AspoParams`).
 POLICY_LOSSES: Registry[PolicyLossFn] = Registry("policy loss")
+
+
+class AspoParams(BaseModel):
+    """Parameters of ``policy_loss: aspo``: the masking range and the soft dual-clip cap."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    aspo_eps_low: float = Field(
+        0.2, ge=0.0, lt=1.0, description="ASPO: A < 0 tokens with r < 1 - ε_low get weight 0."
+    )
+    aspo_eps_high: float = Field(
+        0.2, ge=0.0, description="ASPO: A ≥ 0 tokens with r > 1 + ε_high get weight 0."
+    )
+    aspo_cap: float = Field(
+        3.0, gt=1.0, description="ASPO soft dual clip: the IS weight is capped at c."
+    )
+
+
+class AsympoParams(BaseModel):
+    """Parameters of ``policy_loss: asympo``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    asympo_eps: float = Field(
+        1e-6, gt=0.0, description="ASymPO: the stop-gradient mean NLL denominator is clamped at ε."
+    )
+
+
+class SpoParams(BaseModel):
+    """Parameters of ``policy_loss: spo``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spo_neg_scale: float = Field(
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="SPO: fixed scale C applied to the loss of negative-advantage responses.",
+    )
 
 
 @dataclass(frozen=True)
@@ -174,7 +215,7 @@ def asyppo_loss(inputs: PolicyLossInputs, cfg: AlgoConfig) -> tuple[torch.Tensor
     return per_token - _entropy_bonus(inputs, cfg, keep=inputs.ent_keep), metrics
 
 
-@POLICY_LOSSES.register("aspo")
+@POLICY_LOSSES.register("aspo", params=AspoParams)
 def aspo_loss(inputs: PolicyLossInputs, cfg: AlgoConfig) -> tuple[torch.Tensor, Metrics]:
     """ASPO: asymmetric importance sampling with flipped ratios for positive tokens.
 
@@ -187,18 +228,20 @@ def aspo_loss(inputs: PolicyLossInputs, cfg: AlgoConfig) -> tuple[torch.Tensor, 
     Source: ASPO, arXiv 2510.06062 (only its abstract was available: "flips the IS ratios of
     positive-advantage tokens" with "a soft dual-clipping mechanism"). The exact weights above
     are our reading of that description, with ε_low = ε_high = 0.2, c = 3 by
-    default (``aspo_eps_low``, ``aspo_eps_high``, ``aspo_cap``). Shapes: ``[B, L]``.
+    default (:class:`AspoParams`: ``aspo_eps_low``, ``aspo_eps_high``, ``aspo_cap``).
+    Shapes: ``[B, L]``.
     """
+    params = cfg.params(AspoParams)
     log_probs = inputs.log_probs
     ratio = torch.exp(log_probs - _require_old(inputs, "aspo")).detach()
     advantages = inputs.advantages
     positive = advantages >= 0
-    low_masked = ~positive & (ratio < 1.0 - cfg.aspo_eps_low)
-    high_masked = positive & (ratio > 1.0 + cfg.aspo_eps_high)
+    low_masked = ~positive & (ratio < 1.0 - params.aspo_eps_low)
+    high_masked = positive & (ratio > 1.0 + params.aspo_eps_high)
     raw = torch.where(positive, 1.0 / ratio, ratio)
-    capped = raw > cfg.aspo_cap
+    capped = raw > params.aspo_cap
     weight = torch.where(
-        low_masked | high_masked, torch.zeros_like(raw), raw.clamp(max=cfg.aspo_cap)
+        low_masked | high_masked, torch.zeros_like(raw), raw.clamp(max=params.aspo_cap)
     )
     per_token = -advantages * weight * log_probs
     metrics = {
@@ -222,7 +265,7 @@ def _response_nll(inputs: PolicyLossInputs) -> tuple[torch.Tensor, torch.Tensor]
 _NO_CLIP = {"actor/clip_frac_low": 0.0, "actor/clip_frac_high": 0.0}
 
 
-@POLICY_LOSSES.register("asympo", needs_old_log_probs=False)
+@POLICY_LOSSES.register("asympo", params=AsympoParams, needs_old_log_probs=False)
 def asympo_loss(inputs: PolicyLossInputs, cfg: AlgoConfig) -> tuple[torch.Tensor, Metrics]:
     """ASymPO: each response's NLL normalised by its own stop-gradient mean NLL.
 
@@ -239,11 +282,11 @@ def asympo_loss(inputs: PolicyLossInputs, cfg: AlgoConfig) -> tuple[torch.Tensor
     reading. Shapes: ``[B, L]`` in and out.
     """
     nll, mean_nll = _response_nll(inputs)
-    per_token = inputs.advantages * nll / mean_nll.detach().clamp(min=cfg.asympo_eps)
+    per_token = inputs.advantages * nll / mean_nll.detach().clamp(min=cfg.params(AsympoParams).asympo_eps)
     return per_token - _entropy_bonus(inputs, cfg, keep=None), dict(_NO_CLIP)
 
 
-@POLICY_LOSSES.register("spo", needs_old_log_probs=False)
+@POLICY_LOSSES.register("spo", params=SpoParams, needs_old_log_probs=False)
 def spo_loss(inputs: PolicyLossInputs, cfg: AlgoConfig) -> tuple[torch.Tensor, Metrics]:
     """SPO: NLL weighted by the advantage, with negative responses scaled by a fixed C.
 
@@ -255,7 +298,7 @@ def spo_loss(inputs: PolicyLossInputs, cfg: AlgoConfig) -> tuple[torch.Tensor, M
     only). The form C_g · A_g · NLL_g and the default 0.5 are our reading. Shapes: ``[B, L]``.
     """
     nll, _ = _response_nll(inputs)
-    scale = torch.where(inputs.advantages >= 0, 1.0, cfg.spo_neg_scale)
+    scale = torch.where(inputs.advantages >= 0, 1.0, cfg.params(SpoParams).spo_neg_scale)
     per_token = scale * inputs.advantages * nll
     return per_token - _entropy_bonus(inputs, cfg, keep=None), dict(_NO_CLIP)
 

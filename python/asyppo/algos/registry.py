@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -22,7 +24,15 @@ class Registry(Generic[F]):
 
     Each entry may carry keyword attributes given at registration (for example
     ``uses_critic=True`` for an estimator that needs critic values), read back with
-    :meth:`attr`.
+    :meth:`attr`, and its own parameters: ``params=`` a pydantic model whose fields (with their
+    defaults, ranges and descriptions) become keys of the ``algo:`` section while the entry is
+    the chosen one (:meth:`params`)::
+
+        class MyParams(BaseModel):
+            my_temperature: float = Field(1.0, gt=0, description="...")
+
+        @POLICY_LOSSES.register("mine", params=MyParams)
+        def my_loss(inputs, cfg): ...  # reads cfg.params(MyParams).my_temperature
     """
 
     def __init__(self, kind: str) -> None:
@@ -30,14 +40,20 @@ class Registry(Generic[F]):
         self._entries: dict[str, F] = {}
         self._attrs: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str, **attrs: Any) -> Callable[[F], F]:
-        """Decorator registering ``fn`` under ``name``.
+    def register(
+        self, name: str, *, params: type[BaseModel] | None = None, **attrs: Any
+    ) -> Callable[[F], F]:
+        """Decorator registering ``fn`` under ``name``, with its parameter model ``params``.
 
         Raises:
             ValueError: ``name`` is empty or already registered.
+            TypeError: ``params`` is not a pydantic model class.
         """
         if not name:
             raise ValueError(f"{self.kind} name must be a non-empty string")
+        if params is not None and not (isinstance(params, type) and issubclass(params, BaseModel)):
+            raise TypeError(f"{self.kind} {name!r}: params must be a pydantic model class, got {params!r}")
+        attrs["params"] = params
 
         def decorator(fn: F) -> F:
             if name in self._entries:
@@ -61,6 +77,10 @@ class Registry(Generic[F]):
         """Attribute ``key`` given when ``name`` was registered (``default`` if not given)."""
         self.check(name)
         return self._attrs[name].get(key, default)
+
+    def params(self, name: str) -> type[BaseModel] | None:
+        """The parameter model ``name`` was registered with (None: it has no parameters)."""
+        return self.attr(name, "params")
 
     def check(self, name: str) -> str:
         """Return ``name`` if registered, else raise ``ValueError`` listing the valid names."""

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -106,10 +107,17 @@ def _model_at(model: type[BaseModel], parts: tuple[str, ...]) -> type[BaseModel]
     return current
 
 
+def _fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """The keys a section accepts: its fields, and for a section whose parts declare parameters
+    of their own (``algo``: the registered losses' and estimators') every such parameter."""
+    param_fields = getattr(model, "param_fields", None)
+    return {**model.model_fields, **(param_fields() if callable(param_fields) else {})}
+
+
 def valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     """Every dotted leaf key of ``model`` (sections are expanded)."""
     keys: list[str] = []
-    for name, field in model.model_fields.items():
+    for name, field in _fields(model).items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             keys.extend(valid_keys(annotation, f"{prefix}{name}."))
@@ -120,7 +128,7 @@ def valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 def _suggestion(model: type[BaseModel], loc: tuple[str, ...]) -> str:
     section = _model_at(model, loc[:-1])
-    candidates = list(section.model_fields) if section is not None else []
+    candidates = list(_fields(section)) if section is not None else []
     close = difflib.get_close_matches(loc[-1], candidates, n=1, cutoff=0.5)
     if not close:
         # A key put in the wrong section: look for it anywhere in the schema.
@@ -154,7 +162,7 @@ def _booleans_for_numbers(model: type[BaseModel], tree: dict[str, Any], prefix: 
     """
     found: list[str] = []
     for key, value in tree.items():
-        field = model.model_fields.get(key)
+        field = _fields(model).get(key)
         if field is None:  # an unknown key: validation reports it with a suggestion
             continue
         section = _model_at(model, (key,))
@@ -226,6 +234,44 @@ def load_config(
     return config
 
 
-def dump_config(config: BaseModel) -> str:
-    """The resolved config as YAML (keys in schema order), loadable back by :func:`load_config`."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+def value_sources(config: BaseModel, prefix: str = "") -> dict[str, str]:
+    """Dotted key -> where its value came from, for the values that a section filled in itself
+    rather than from the schema default or the input (``algo``'s preset keys: ``"preset grpo"``)."""
+    sources: dict[str, str] = {}
+    own = getattr(config, "value_sources", None)
+    if callable(own):
+        sources.update({f"{prefix}{key}": where for key, where in own().items()})
+    for name in type(config).model_fields:
+        value = getattr(config, name)
+        if isinstance(value, BaseModel):
+            sources.update(value_sources(value, f"{prefix}{name}."))
+    return sources
+
+
+def _annotate(text: str, notes: dict[str, str]) -> str:
+    """``text`` (block YAML from ``yaml.safe_dump``, two-space indents) with ``# from <note>``
+    after the value of each dotted key in ``notes``."""
+    out, path = [], []
+    for line in text.splitlines():
+        body = line.lstrip(" ")
+        level = (len(line) - len(body)) // 2
+        key, sep, value = body.partition(": ")
+        if not body.startswith(("- ", "'", '"')) and sep and " " not in key:
+            path = [*path[:level], key]
+            note = notes.get(".".join(path))
+            if note is not None and value.strip():
+                line = f"{line}  # from {note}"
+        elif body.endswith(":") and " " not in body:
+            path = [*path[:level], body[:-1]]
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def dump_config(config: BaseModel, *, sources: bool = True) -> str:
+    """The resolved config as YAML (keys in schema order), loadable back by :func:`load_config`.
+
+    With ``sources`` a value that came from a preset carries a trailing comment naming it
+    (``clip_high: 0.28  # from preset dapo``); comments do not change what the YAML loads to.
+    """
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    return _annotate(text, value_sources(config)) if sources else text

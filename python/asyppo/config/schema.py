@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from asyppo.algos import AlgoConfig
+from asyppo.algos import AlgoConfig, check_critics_for_masks
 from asyppo.data.chat import PAPER_SYSTEM_PROMPT
 from asyppo.models import ModelConfig
 from asyppo.rewards.config import RewardConfig
@@ -347,11 +347,9 @@ class TrainConfig(Section):
         if not 0 <= self.trainer.seed < 2**32:
             # numpy's global seeding (asyppo.trainer.setup.configure_torch) takes [0, 2**32).
             raise ValueError(f"trainer.seed must be in [0, 2**32 - 1], got {self.trainer.seed}")
-        masked = self.algo.adv_mask_ratio > 0 or self.algo.ent_filter_ratio > 0
-        if self.algo.uses_critic and masked and self.critic.count < 2:
-            raise ValueError(
-                "algo.adv_mask_ratio / algo.ent_filter_ratio need the critics' disagreement: "
-                f"set critic.count >= 2 (got {self.critic.count}) or both ratios to 0"
+        if self.algo.uses_critic:
+            check_critics_for_masks(
+                self.critic.count, self.algo.adv_mask_ratio, self.algo.ent_filter_ratio, count="critic.count"
             )
         if self.trainer.mini_batch_size is not None:
             batch = self.rollout.prompts_per_step * self.rollout.n
