@@ -16,14 +16,12 @@ prompt).
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
 
-from asyppo.engine._convert import array, integer, is_torch, like, real, to_numpy
-from asyppo.engine.kernels import broadcast_to_tokens, pack_microbatches
+from asyppo.engine._convert import array, integer, like, real, to_numpy
+from asyppo.engine.kernels import pack_microbatches
 
 
 def offsets_from_lengths(lengths: Any) -> np.ndarray:
@@ -227,10 +225,6 @@ class TrajectoryBuffer:
         return len(self._data["offsets"]) - 1
 
     @property
-    def n_sequences(self) -> int:
-        return len(self)
-
-    @property
     def n_tokens(self) -> int:
         """Number of response tokens ``T``."""
         self._flush()
@@ -283,11 +277,6 @@ class TrajectoryBuffer:
         out[self._data["offsets"][1:][lengths > 0] - 1] = self._data["rewards"][lengths > 0]
         return out
 
-    def per_token(self, per_seq: Any) -> Any:
-        """A per-sequence array repeated over each sequence's response tokens (``[N] -> [T]``)."""
-        self._flush()
-        return broadcast_to_tokens(per_seq, self._data["offsets"])
-
     # -- selection and micro-batches --------------------------------------------------------------
     def _sequence_index(self, indices: Any) -> np.ndarray:
         """``indices`` checked against ``[-N, N)`` and wrapped to ``[0, N)``, int64."""
@@ -336,9 +325,9 @@ class TrajectoryBuffer:
         (``pack_microbatches``). ``padded=True`` budgets the size of the padded input that
         :meth:`to_padded` builds in the ``prompt_side`` layout: ``count * longest prompt+response``
         (``"right"``) or ``count * (longest prompt + longest response)`` (``"left"``);
-        ``padded=False`` budgets the tokens themselves. :meth:`iter_microbatches` selects them;
-        with :meth:`token_index` they place per-token results computed micro-batch by micro-batch
-        back into packed order."""
+        ``padded=False`` budgets the tokens themselves. :meth:`select` gathers each; with
+        :meth:`token_index` they place per-token results computed micro-batch by micro-batch back
+        into packed order."""
         if prompt_side == "right":
             lengths = self.prompt_lengths + self.response_lengths
             return pack_microbatches(lengths, max_tokens, padded=padded)
@@ -347,14 +336,6 @@ class TrajectoryBuffer:
                 self.response_lengths, max_tokens, padded=padded, prompt_lengths=self.prompt_lengths
             )
         raise ValueError(f"prompt_side: expected 'right' or 'left', got {prompt_side!r}")
-
-    def iter_microbatches(
-        self, max_tokens: int, *, padded: bool = True, prompt_side: PromptSide = "right"
-    ) -> Iterator[TrajectoryBuffer]:
-        """The sub-buffers ``select(idx)`` for ``idx`` in :meth:`microbatch_indices` (same
-        arguments), token fields included."""
-        for idx in self.microbatch_indices(max_tokens, padded=padded, prompt_side=prompt_side):
-            yield self.select(idx)
 
     # -- padded model input -----------------------------------------------------------------------
     def masks(self, prompt_side: PromptSide = "right") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -417,21 +398,6 @@ class TrajectoryBuffer:
             padded[..., response] = value
             out[name] = padded
         return {k: like(v, as_torch) for k, v in out.items()}
-
-    def from_padded(self, padded: Any, prompt_side: PromptSide = "right") -> Any:
-        """The packed ``[..., T]`` response-token values of a ``[..., B, L]`` array laid out as
-        :meth:`to_padded` with the same ``prompt_side`` (e.g. new log-probs or values from the
-        model). Same kind as the input."""
-        self._flush()
-        _, response, _ = self.masks(prompt_side)
-        shape = tuple(padded.shape) if is_torch(padded) else to_numpy(padded, "padded").shape
-        if shape[-2:] != response.shape:
-            raise ValueError(
-                f"padded: expected trailing shape {response.shape} (B, L), got {shape}"
-            )
-        if is_torch(padded):  # index in torch so that autograd and the device are kept
-            return padded[..., sys.modules["torch"].from_numpy(response).to(padded.device)]
-        return to_numpy(padded, "padded")[..., response]
 
     def __repr__(self) -> str:
         return f"TrajectoryBuffer(n_sequences={len(self)}, n_tokens={self.n_tokens}, fields={self.fields})"
