@@ -11,7 +11,7 @@ import pytest
 from asyppo.compare.aggregate import aggregate, read_run
 from asyppo.compare.runner import run_grid, run_state, threads_per_job, train_command
 from asyppo.compare.spec import Method, Study, Task, load_study, with_command_line
-from asyppo.config import ConfigError
+from asyppo.config import ConfigError, dump_config, load_train_config
 from conftest import TinyAssets
 
 
@@ -35,8 +35,8 @@ methods:
 """))
     assert study.name == "s"
     runs = study.runs()
-    assert [r.label for r in runs] == ["sums/asyppo/seed3", "sums/asyppo/seed4", "sums/grpo/seed3", "sums/grpo/seed4"]
-    grpo3 = runs[2]
+    assert [r.label for r in runs] == ["sums/asyppo/seed3", "sums/grpo/seed3", "sums/asyppo/seed4", "sums/grpo/seed4"]
+    grpo3 = runs[1]
     assert grpo3.run_dir == tmp_path / "out" / "sums" / "grpo" / "seed3"
     assert grpo3.overrides == ("logging.tensorboard=false", "data.train=builtin:toy-train", "algo.name=grpo",
                                "trainer.eval_every=2", "trainer.steps=5", "trainer.seed=3",
@@ -79,9 +79,10 @@ def test_threads_are_split_between_jobs() -> None:
     assert threads_per_job(4, cores=2) == 1
 
 
-def tiny_study(tiny: TinyAssets, out: Path, seeds: tuple[int, ...] = (1, 2)) -> Study:
+def tiny_study(tiny: TinyAssets, out: Path, seeds: tuple[int, ...] = (1, 2), steps: int = 1) -> Study:
     return Study(name="tiny", output_dir=out, methods=(Method("grpo", None, ("algo.name=grpo",)),),
-                 tasks=(Task("sums", ()),), seeds=seeds, steps=1, eval_every=1, overrides=tuple(tiny.overrides()))
+                 tasks=(Task("sums", ()),), seeds=seeds, steps=steps, eval_every=1,
+                 overrides=tuple(tiny.overrides()))
 
 
 def test_partial_runs_are_restarted_or_resumed(tiny: TinyAssets, tmp_path: Path) -> None:
@@ -97,8 +98,13 @@ def test_partial_runs_are_restarted_or_resumed(tiny: TinyAssets, tmp_path: Path)
     step = run.run_dir / "checkpoints" / "step_000001"
     step.mkdir(parents=True)
     (step / "meta.json").write_text("{}")
+    assert train_command(run, "partial", threads=2)[-1] == "--overwrite"  # not this grid's config
+    saved = load_train_config(None, [*run.overrides, "runtime.cpu_threads=4"])  # runtime: no matter
+    (run.run_dir / "config.yaml").write_text(dump_config(saved))
     assert train_command(run, "partial", threads=2)[4:] == [  # a complete checkpoint: resume it
         "--resume", str(run.run_dir), "runtime.cpu_threads=2", "logging.progress_bar=false"]
+    longer = tiny_study(tiny, tmp_path / "out", steps=3).runs()[0]  # the study changed: restart
+    assert longer.run_dir == run.run_dir and train_command(longer, "partial", threads=2)[-1] == "--overwrite"
     (run.run_dir / "summary.json").write_text(json.dumps({"steps": 7}))  # another step count
     assert run_state(run) == "partial"
 

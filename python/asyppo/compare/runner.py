@@ -2,8 +2,10 @@
 
 Resumable: a run whose directory holds a ``summary.json`` for the configured number of steps is
 *finished* and never run again. A *partial* run (its directory holds a run but no such summary, e.g.
-the study was interrupted) continues from its latest checkpoint with ``--resume`` when it has one,
-and is restarted with ``--overwrite`` when it has none. Every run writes its console output to
+the study was interrupted) continues from its latest checkpoint with ``--resume`` when it has one
+and its saved ``config.yaml`` is the one the grid asks for now (``runtime`` and ``logging`` aside),
+and is restarted with ``--overwrite`` otherwise (no checkpoint, or the study changed, e.g. its
+``steps``). Every run writes its console output to
 ``RUN_DIR/compare.log`` and how it went (command, exit status, wall seconds) to
 ``RUN_DIR/compare.json``.
 
@@ -58,12 +60,27 @@ def threads_per_job(jobs: int, cores: int | None = None) -> int:
     return max(1, cores // max(jobs, 1))
 
 
+def _same_config(run: RunSpec) -> bool:
+    """Whether the run directory's saved config is the grid's config for it (``runtime`` and
+    ``logging``, which do not change what is computed, aside)."""
+    saved = run.run_dir / "config.yaml"
+    try:
+        before = load_train_config(str(saved)).model_dump()
+    except (ValueError, OSError):
+        return False
+    after = load_train_config(run.config, list(run.overrides)).model_dump()
+    for tree in (before, after):
+        tree.pop("runtime", None)
+        tree.pop("logging", None)
+    return before == after
+
+
 def train_command(run: RunSpec, state: str, threads: int | None) -> list[str]:
     """The ``python -m asyppo train`` command line that starts, resumes or restarts ``run``."""
     extra = [f"runtime.cpu_threads={threads}"] if threads else []
     extra += ["logging.progress_bar=false"]
     command = [sys.executable, "-m", "asyppo", "train"]
-    if state == "partial" and _has_checkpoint(run.run_dir):
+    if state == "partial" and _has_checkpoint(run.run_dir) and _same_config(run):
         return [*command, "--resume", str(run.run_dir), *extra]
     if run.config:
         command += ["--config", run.config]

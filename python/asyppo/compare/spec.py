@@ -68,11 +68,12 @@ class Study:
     source: str = "<command line>"
 
     def runs(self) -> list[RunSpec]:
-        """Every (task, method, seed) of the grid, task-major, then method, then seed."""
+        """Every (task, method, seed) of the grid: task-major, then seed, then method, so that a
+        study stopped part-way has every method at its first seeds."""
         return [
             RunSpec(task=t.name, method=m.name, seed=s, run_dir=self.output_dir / t.name / m.name / f"seed{s}",
                     config=m.config, overrides=self.run_overrides(t, m, s))
-            for t in self.tasks for m in self.methods for s in self.seeds
+            for t in self.tasks for s in self.seeds for m in self.methods
         ]
 
     def run_overrides(self, task: Task, method: Method, seed: int) -> tuple[str, ...]:
