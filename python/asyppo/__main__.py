@@ -37,8 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. algo.name=grpo")
 
     ev = commands.add_parser("eval", help="avg@k and pass@k of a model on datasets")
-    ev.add_argument("--model", required=True, help="HF model directory (e.g. RUN_DIR/hf_export)")
-    ev.add_argument("--data", required=True, action="append", help="prompt file (repeatable)")
+    ev.add_argument("--model", required=True, help="HF model directory (e.g. RUN_DIR/hf_export) or gguf:FILE")
+    ev.add_argument("--data", required=True, action="append", help="prompt file or builtin:NAME (repeatable)")
     ev.add_argument("--k", type=int, default=4, help="samples per prompt")
     ev.add_argument("--temperature", type=float, default=1.0)
     ev.add_argument("--max-new-tokens", type=int, default=None, help="default: rollout.max_new_tokens")

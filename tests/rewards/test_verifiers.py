@@ -51,6 +51,7 @@ def test_format_check_requires_a_closed_box() -> None:
         ("x = -3/4", "-3/4"),
         ("first 1,2,3 then 7.5", "7.5"),
         ("\\boxed{7}, not 9", "7"),  # a box wins over any number
+        ("3 + 4 = 7. The answer is \\boxed{}.", "7"),  # an empty box is no answer
         ("no number at all", None),
     ],
 )
@@ -61,6 +62,7 @@ def test_the_last_number_fallback_reads_a_plain_text_answer(response: str, expec
 def test_without_a_fallback_only_a_closed_box_is_an_answer() -> None:
     assert final_answer("The answer is 42.") is None
     assert final_answer("\\boxed{42") is None
+    assert final_answer("so 42, \\boxed{ }") is None
     assert final_answer("so \\boxed{42}") == "42"
 
 

@@ -23,11 +23,14 @@ AnswerFallback = Literal["last_number"] | None
 
 
 def final_answer(response: str, fallback: AnswerFallback = None) -> str | None:
-    """The answer ``response`` gives: the content of its last closed ``\\boxed{}``; without one,
-    with ``fallback="last_number"``, its last number (thousands commas dropped), else None."""
+    """The answer ``response`` gives: the content of its last closed, non-empty ``\\boxed{}``;
+    without one, with ``fallback="last_number"``, its last number (thousands commas dropped), else
+    None. (``The answer is \\boxed{}.`` after a worked sum is a format slip, not an answer.)"""
     boxed = extract_boxed(response)
-    if boxed is not None or fallback is None:
+    if boxed is not None and boxed.strip():
         return boxed
+    if fallback is None:
+        return None
     numbers = _NUMBER_IN_TEXT.findall(response)
     return numbers[-1].replace(",", "") if numbers else None
 

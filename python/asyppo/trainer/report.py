@@ -13,7 +13,7 @@ from asyppo.trainer.evaluate import evaluate
 from asyppo.trainer.loop import RunResult
 from asyppo.trainer.roles.reward import RewardRole
 from asyppo.trainer.roles.rollout import RolloutRole
-from asyppo.trainer.setup import configure_torch
+from asyppo.trainer.setup import configure_torch, resolve
 
 
 def _percent(value: float | None) -> str:
@@ -48,8 +48,8 @@ def evaluate_model(
     temperature: float,
     max_new_tokens: int | None,
 ) -> dict[str, dict[str, float]]:
-    """Greedy accuracy (and, with ``k > 1``, avg@k and pass@k) of the causal LM in ``model_dir`` on
-    each file; printed with the share of answers cut at the budget and a few sample responses
+    """Greedy accuracy (and, with ``k > 1``, avg@k and pass@k) of the causal LM in ``model_dir`` (a
+    directory, or a ``gguf:`` / ``builtin:`` path) on each file (or ``builtin:`` dataset); printed with the share of answers cut at the budget and a few sample responses
     (``logging.eval_samples``). ``max_new_tokens`` None means ``rollout.max_new_tokens``; prompts
     longer than ``data.max_prompt_tokens`` (default: the model's context minus the response budget)
     are handled as ``data.long_prompts`` says; torch uses ``runtime.cpu_threads``. ValueError for
@@ -59,6 +59,7 @@ def evaluate_model(
     if max_new_tokens is not None and max_new_tokens < 1:
         raise ValueError(f"eval: --max-new-tokens must be >= 1, got {max_new_tokens}")
     configure_torch(cfg)
+    model_dir = resolve(str(model_dir))
     budget = cfg.rollout.max_new_tokens if max_new_tokens is None else max_new_tokens
     limit = data.prompt_token_limit(
         cfg.data.max_prompt_tokens,
@@ -79,7 +80,7 @@ def evaluate_model(
         for path in data_files:
             encoded = data.encode_prompts(
                 tokenizer,
-                data.load_prompts(path, prompt_key=cfg.data.prompt_key, answer_key=cfg.data.answer_key),
+                data.load_prompts(resolve(path), prompt_key=cfg.data.prompt_key, answer_key=cfg.data.answer_key),
                 system_prompt=cfg.data.system_prompt,
                 chat_template=cfg.data.chat_template,
                 max_prompt_tokens=limit,

@@ -14,8 +14,11 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from asyppo import data, toy
+from asyppo.cache import default_cache_dir
 from asyppo.config.schema import TrainConfig
 from asyppo.models import check_same_tokenizer, load_tokenizer, read_model_config, stop_token_ids
+from asyppo.models.gguf import PREFIX as GGUF_PREFIX
+from asyppo.models.gguf import resolve_gguf
 from asyppo.runtime import RayPlan, RayRuntime, RoleHandle, RoleResources, Runtime, make_runtime
 from asyppo.runtime.allocator import release_freed_memory
 from asyppo.trainer.roles.actor import ActorRole
@@ -27,8 +30,13 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tok
 
 
 def resolve(uri: str) -> str:
-    """A ``builtin:`` URI becomes its cached local path (built on first use); others are unchanged."""
-    return str(toy.resolve_builtin(uri, toy.default_cache_dir())) if uri.startswith("builtin:") else uri
+    """A ``builtin:`` or ``gguf:`` URI becomes its cached local path (built on first use,
+    `asyppo.toy.resolve_builtin`, `asyppo.models.gguf.resolve_gguf`); others are unchanged."""
+    if uri.startswith("builtin:"):
+        return str(toy.resolve_builtin(uri, default_cache_dir()))
+    if uri.startswith(GGUF_PREFIX):
+        return str(resolve_gguf(uri, default_cache_dir()))
+    return uri
 
 
 def configure_torch(cfg: TrainConfig) -> None:
