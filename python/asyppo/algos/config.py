@@ -25,7 +25,7 @@ preset behind every other preset key (``python -m asyppo config show`` prints it
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -136,6 +136,11 @@ class AlgoConfig(BaseModel):
     # Extra keys are the chosen loss's / estimator's parameters: _resolve validates them
     # against their model and refuses every other key, so nothing unchecked gets in.
     model_config = ConfigDict(extra="allow", frozen=True)
+
+    if TYPE_CHECKING:
+        # For type checkers: every key is optional (the preset fills the fields without a
+        # default) and the chosen loss's parameters are keyword arguments too.
+        def __init__(self, **data: Any) -> None: ...
 
     name: str = Field(
         "asyppo",

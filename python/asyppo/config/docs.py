@@ -52,7 +52,7 @@ def _section(model: type[BaseModel], instance: BaseModel, prefix: str, out: list
     the default run, which may differ from the section class's own defaults). A value that the
     section filled in from elsewhere (``algo``'s preset) says where from."""
     rows, subsections = [], []
-    sources = getattr(instance, "value_sources", dict)()
+    sources: dict[str, str] = getattr(instance, "value_sources", dict)()
     for name, field in model.model_fields.items():
         annotation = field.annotation
         value = getattr(instance, name)

@@ -251,7 +251,8 @@ def value_sources(config: BaseModel, prefix: str = "") -> dict[str, str]:
 def _annotate(text: str, notes: dict[str, str]) -> str:
     """``text`` (block YAML from ``yaml.safe_dump``, two-space indents) with ``# from <note>``
     after the value of each dotted key in ``notes``."""
-    out, path = [], []
+    out: list[str] = []
+    path: list[str] = []
     for line in text.splitlines():
         body = line.lstrip(" ")
         level = (len(line) - len(body)) // 2
