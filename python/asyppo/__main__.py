@@ -6,6 +6,8 @@
 * ``plot RUN_DIR`` — PNG curves of a run's metrics.
 * ``compare [STUDY.yaml] [--jobs N] ...`` — a grid of runs (methods x tasks x seeds), resumable,
   aggregated over seeds (``docs/compare.md``).
+* ``plan [--config X.yaml] [--zero-stage S] [--dp N] [--gpu-memory-gb G] [key=value ...]`` — the
+  devices each role takes and an estimate of its memory (``docs/planning.md``).
 * ``config show [--config X.yaml] [key=value ...]`` — the resolved config as YAML;
   ``config docs`` — the config reference (``docs/config.md``).
 """
@@ -51,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     from asyppo.compare.cli import add_parser as add_compare
 
     add_compare(commands)
+
+    from asyppo.plan import add_parser as add_plan
+
+    add_plan(commands)
 
     config = commands.add_parser("config", help="show the resolved config or its reference")
     config.add_argument("action", choices=["show", "docs"])
@@ -122,8 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().print_help()
         return 0
     from asyppo.compare.cli import run as _compare
+    from asyppo.plan import run as _plan
 
-    handlers = {"train": _train, "eval": _eval, "plot": _plot, "config": _config, "compare": _compare}
+    handlers = {"train": _train, "eval": _eval, "plot": _plot, "config": _config, "compare": _compare, "plan": _plan}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:
