@@ -36,7 +36,7 @@ from asyppo.toy.warmstart import WarmStartSettings, warm_start
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_NAMES = ("toy-actor", "toy-critic", "toy-train", "toy-eval")
+BUILTIN_NAMES = ("toy-actor", "toy-critic", "toy-train", "toy-eval", "chain-actor", "chain-train", "chain-eval")
 # Bump when the way assets are built changes, so caches built by older code are not reused.
 _FORMAT_VERSION = 2
 
@@ -137,12 +137,17 @@ def resolve_builtin(
 
     ``uri`` is one of ``builtin:toy-actor`` (warm-started actor dir, ~15-30 s to build on 2 CPU
     cores the first time), ``builtin:toy-critic`` (critic backbone dir), ``builtin:toy-train``
-    and ``builtin:toy-eval`` (JSONL files). ValueError for any other name.
+    and ``builtin:toy-eval`` (JSONL files); ``builtin:chain-*`` the multi-step chain task's
+    (`asyppo.toy.chain_builtin`, its own settings). ValueError for any other name.
     """
     name = uri.removeprefix("builtin:")
     if not uri.startswith("builtin:") or name not in BUILTIN_NAMES:
         valid = ", ".join(f"builtin:{n}" for n in BUILTIN_NAMES)
         raise ValueError(f"unknown builtin asset {uri!r}; valid: {valid}")
+    if name.startswith("chain-"):
+        from asyppo.toy.chain_builtin import resolve_chain
+
+        return resolve_chain(name, cache_dir)
     root = Path(cache_dir).expanduser() / f"toy-{settings.key()}"
     if name == "toy-actor":
         return _materialise(root / "actor", lambda out: _build_actor(settings, out))

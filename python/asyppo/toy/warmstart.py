@@ -9,7 +9,7 @@ stopping on a step count (never on wall time) keeps the result a pure function o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,11 +40,17 @@ class WarmStartReport:
     final_loss: float
 
 
+def _sum_response(prompt: str) -> str:
+    return response_text(*parse_prompt(prompt))
+
+
 def _encode_examples(
-    tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    respond: Callable[[str], str] = _sum_response,
 ) -> list[tuple[list[int], list[int]]]:
-    """``(prompt_ids, response_ids + [eos])`` of every prompt's ideal completion."""
-    responses = [response_text(*parse_prompt(p)) for p in prompts]
+    """``(prompt_ids, response_ids + [eos])`` of every prompt's ideal completion ``respond(p)``."""
+    responses = [respond(p) for p in prompts]
     prompt_ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
     response_ids = tokenizer(responses, add_special_tokens=False)["input_ids"]
     return [(p, [*r, tokenizer.eos_token_id]) for p, r in zip(prompt_ids, response_ids)]
@@ -75,8 +81,12 @@ def greedy_accuracy(
     *,
     batch_size: int = 256,
     max_new_tokens: int = 8,
+    expected: Sequence[str] | None = None,
 ) -> float:
-    """Fraction of ``prompts`` whose greedy completion is exactly ``\\boxed{answer}`` then EOS."""
+    """Fraction of ``prompts`` whose greedy completion is exactly ``\\boxed{answer}`` (or
+    ``expected[i]`` where given, e.g. a multi-step response) then EOS."""
+    if expected is None:
+        expected = [f"\\boxed{{{a}}}" for a in answers]
     was_training = model.training
     model.eval()
     correct = 0
@@ -93,9 +103,7 @@ def greedy_accuracy(
         texts = tokenizer.batch_decode(
             out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True
         )
-        correct += sum(
-            t == f"\\boxed{{{a}}}" for t, a in zip(texts, answers[start : start + batch_size])
-        )
+        correct += sum(t == e for t, e in zip(texts, expected[start : start + batch_size]))
     model.train(was_training)
     return correct / max(len(prompts), 1)
 
@@ -106,8 +114,14 @@ def warm_start(
     train_prompts: Sequence[str],
     train_answers: Sequence[str],
     settings: WarmStartSettings,
+    *,
+    respond: Callable[[str], str] = _sum_response,
+    max_new_tokens: int = 8,
 ) -> WarmStartReport:
-    """Train ``model`` in place on held-in prompts until the probe accuracy reaches the target."""
+    """Train ``model`` in place on held-in prompts until the probe accuracy reaches the target.
+
+    ``respond(prompt)`` is the ideal response imitated and probed (default: the sums task's
+    ``\\boxed{a+b}``); ``max_new_tokens`` the probe's generation budget."""
     if len(train_prompts) != len(train_answers):
         raise ValueError("warm_start: train_prompts and train_answers differ in length")
     if settings.n_probe > len(train_prompts):
@@ -119,7 +133,8 @@ def warm_start(
     probe = rng.choice(len(train_prompts), size=settings.n_probe, replace=False)
     probe_prompts = [train_prompts[i] for i in probe]
     probe_answers = [train_answers[i] for i in probe]
-    examples = _encode_examples(tokenizer, train_prompts)
+    probe_expected = [respond(p) for p in probe_prompts]
+    examples = _encode_examples(tokenizer, train_prompts, respond)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0)
     warmup = max(settings.warmup_steps, 1)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
@@ -136,7 +151,10 @@ def warm_start(
         loss_value = float(loss.detach())
         step += 1
         if step % settings.eval_every == 0:
-            accuracy = greedy_accuracy(model, tokenizer, probe_prompts, probe_answers)
+            accuracy = greedy_accuracy(
+                model, tokenizer, probe_prompts, probe_answers,
+                max_new_tokens=max_new_tokens, expected=probe_expected,
+            )
             if accuracy >= settings.target_accuracy:
                 break
     model.eval()
