@@ -36,6 +36,12 @@ def test_left_pad_aligns_prompts_to_the_right() -> None:
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
 
 
+def test_left_pad_rounds_the_width_up_to_a_bucket() -> None:
+    ids, mask = left_pad([[3, 4, 5], [6]], PAD, multiple_of=4)
+    assert ids.tolist() == [[PAD, 3, 4, 5], [PAD, PAD, PAD, 6]]
+    assert mask.tolist() == [[0, 1, 1, 1], [0, 0, 0, 1]]
+
+
 def test_left_pad_rejects_an_empty_prompt() -> None:
     with pytest.raises(ValueError, match="prompt 1 is empty"):
         left_pad([[3], []], PAD)
@@ -86,3 +92,16 @@ def test_sampling_params_reject_bad_values() -> None:
         SamplingParams(top_p=0.0)
     with pytest.raises(ValueError, match="n must be"):
         SamplingParams(n=0)
+
+
+def test_the_static_cache_generates_what_the_dynamic_one_does(model: LlamaForCausalLM) -> None:
+    # On a GPU the static cache is what transformers compiles; here it runs uncompiled, with the
+    # prompts padded to a 64-token bucket, and must not change a greedy answer.
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=6, n=2)
+    prompts = [[3, 4, 5], [6], [7, 8]]
+    dynamic = HFGenerator(model, eos_token_id=EOS, pad_token_id=PAD, static_cache=False)
+    static = HFGenerator(model, eos_token_id=EOS, pad_token_id=PAD, static_cache=True)
+    assert not HFGenerator(model, eos_token_id=EOS, pad_token_id=PAD).static_cache  # off on a CPU
+    a, b = dynamic.generate(prompts, greedy), static.generate(prompts, greedy)
+    np.testing.assert_array_equal(a.token_ids, b.token_ids)
+    np.testing.assert_array_equal(a.offsets, b.offsets)

@@ -104,6 +104,12 @@ class RolloutConfig(Section):
     top_k: int = Field(0, ge=0, description="Top-k sampling, 0 = off (A.3: 100).")
     max_new_tokens: int = Field(8, ge=1, description="Response length limit (A.3: 8000).")
     batch_size: int = Field(512, ge=1, description="Max sequences per generate call (hf engine).")
+    static_cache: bool | None = Field(
+        None,
+        description="hf engine: preallocate the KV cache for the whole response, which lets "
+        "transformers compile the decode step on a GPU (torch.compile; the first calls of each shape "
+        "compile); null: on for CUDA, off on a CPU.",
+    )
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1, description="vllm engine only.")
     tensor_parallel_size: int = Field(1, ge=1, description="vllm engine only.")
     max_staleness: Literal[0, 1] = Field(

@@ -13,9 +13,10 @@ from asyppo.generation.base import GenerationOutput, SamplingParams, pack_respon
 
 
 def left_pad(
-    prompts_token_ids: Sequence[Sequence[int]], pad_token_id: int
+    prompts_token_ids: Sequence[Sequence[int]], pad_token_id: int, *, multiple_of: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad prompts into ``input_ids`` int64 ``[P, L]`` and ``attention_mask`` int64 ``[P, L]``.
+    """Left-pad prompts into ``input_ids`` int64 ``[P, L]`` and ``attention_mask`` int64 ``[P, L]``,
+    ``L`` the longest prompt rounded up to a multiple of ``multiple_of``.
 
     Decoder-only generation needs left padding so every row's next token is at the last column.
     """
@@ -24,12 +25,17 @@ def left_pad(
     lengths = np.fromiter((len(p) for p in prompts_token_ids), dtype=np.int64)
     if (lengths == 0).any():
         raise ValueError(f"prompts_token_ids: prompt {int(np.argmin(lengths))} is empty")
-    width = int(lengths.max())
+    width = -(-int(lengths.max()) // multiple_of) * multiple_of
     flat = np.fromiter((t for p in prompts_token_ids for t in p), dtype=np.int64, count=int(lengths.sum()))
     ids = np.full((len(lengths), width), pad_token_id, dtype=np.int64)
     valid = np.arange(width)[None, :] >= (width - lengths)[:, None]
     ids[valid] = flat
     return torch.from_numpy(ids), torch.from_numpy(valid.astype(np.int64))
+
+
+#: With a static KV cache, prompts are left-padded to a multiple of this many tokens, so that the
+#: compiled decode step sees few distinct shapes (each new one recompiles).
+STATIC_WIDTH_BUCKET = 64
 
 
 class HFGenerator:
@@ -38,6 +44,11 @@ class HFGenerator:
     The generator holds a reference to a causal LM; :meth:`sync_weights` points it at (or copies in)
     the actor's published weights.
     ``batch_size`` caps the sequences (prompts x n samples) per ``generate`` call to bound memory.
+    ``static_cache`` (None: on CUDA) preallocates the KV cache for the whole response
+    (``cache_implementation="static"``), with which transformers compiles the decode step on a GPU
+    (``torch.compile``): per-token Python and kernel-launch overhead, not compute, bounds small
+    models there. Prompt widths are then bucketed (:data:`STATIC_WIDTH_BUCKET`). On a CPU it stays
+    off by default: nothing is compiled there and the preallocated cache only costs memory.
     """
 
     def __init__(
@@ -47,6 +58,7 @@ class HFGenerator:
         eos_token_id: int | list[int],
         pad_token_id: int,
         batch_size: int = 256,
+        static_cache: bool | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -54,6 +66,14 @@ class HFGenerator:
         self.eos_token_id = eos_token_id
         self.pad_token_id = pad_token_id
         self.batch_size = batch_size
+        self._static_cache = static_cache
+
+    @property
+    def static_cache(self) -> bool:
+        """Whether generation preallocates (and, on a GPU, compiles) the KV cache."""
+        if self._static_cache is not None:
+            return self._static_cache
+        return next(self.model.parameters()).device.type == "cuda"
 
     def sync_weights(self, source: torch.nn.Module | Mapping[str, torch.Tensor]) -> bool:
         """Take the weights of ``source`` (a module or a state dict with this model's keys).
@@ -87,6 +107,7 @@ class HFGenerator:
             "max_new_tokens": sampling.max_new_tokens,
             "eos_token_id": self.eos_token_id,
             "pad_token_id": self.pad_token_id,
+            "cache_implementation": "static" if self.static_cache else None,
         }
         if sampling.greedy:
             return GenerationConfig(do_sample=False, **common)
@@ -112,7 +133,9 @@ class HFGenerator:
         try:
             for start in range(0, len(repeated), self.batch_size):
                 input_ids, attention_mask = left_pad(
-                    repeated[start : start + self.batch_size], self.pad_token_id
+                    repeated[start : start + self.batch_size],
+                    self.pad_token_id,
+                    multiple_of=STATIC_WIDTH_BUCKET if self.static_cache else 1,
                 )
                 out = self.model.generate(  # type: ignore[operator]  # transformers types generate loosely
                     input_ids=input_ids.to(device),

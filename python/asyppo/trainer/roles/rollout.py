@@ -51,6 +51,7 @@ def build_generator(
         eos_token_id=eos_token_id,
         pad_token_id=pad_token_id,
         batch_size=config.batch_size,
+        static_cache=config.static_cache,
     )
 
 
