@@ -8,6 +8,7 @@ its own; each does ``--warmup`` untimed steps then ``--steps`` timed ones throug
 Random-init actors almost never emit EOS, so every run generates the same number of tokens.
 
     python benchmarks/e2e.py [--backend inline local ray] [--max-staleness 0 1] [--steps 4] [--warmup 1]
+                             [--algo asyppo ppo grpo]
                              [--depth 1] [--gradient-checkpointing] [--phase-memory]
 
 ``--backend`` and ``--max-staleness`` take several values: every combination runs, in one
@@ -169,6 +170,8 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=1, help="multiply every model's layer count")
     parser.add_argument("--backend", nargs="+", default=["inline"], choices=["inline", "local", "ray"])
     parser.add_argument("--max-staleness", nargs="+", type=int, default=[0], choices=[0, 1])
+    parser.add_argument("--algo", nargs="+", default=list(RUNS), choices=list(RUNS),
+                        help="the algorithms to run (the ratios need all three)")
     parser.add_argument("--phase-memory", action="store_true", help="diagnostic: peak RSS per phase")
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="activation checkpointing for the actor and every critic, in all runs")
@@ -181,7 +184,7 @@ def main() -> None:
                         args.max_staleness[0], args.phase_memory, args.gradient_checkpointing)
         print(json.dumps(result))
         return
-    plan = [(algo, backend, 0) for backend in args.backend for algo in RUNS if 0 in args.max_staleness]
+    plan = [(algo, backend, 0) for backend in args.backend for algo in args.algo if 0 in args.max_staleness]
     plan += [("asyppo", backend, 1) for backend in args.backend if 1 in args.max_staleness]
     results: dict[tuple[str, str, int], dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,7 +28,7 @@ def test_calling_an_unknown_method_names_the_role_and_method() -> None:
 
 def test_unknown_backend_lists_the_shipped_ones() -> None:
     with pytest.raises(ValueError, match="inline"):
-        make_runtime("ray")
+        make_runtime("slurm")
 
 
 def test_duplicate_role_names_are_refused() -> None:

@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 
 ray = pytest.importorskip("ray")
 
-from asyppo.runtime import RayPlan, RayRuntime, RoleError, RoleResources, gather, make_runtime  # noqa: E402
-from runtime_roles import Arrays, Counter, FailsToStart, Rendezvous  # noqa: E402
+from asyppo.runtime import RayPlan, RayRuntime, RoleError, RoleResources, gather, make_runtime
+from runtime_roles import Arrays, Counter, FailsToStart, Rendezvous
 
 pytestmark = pytest.mark.ray
 
@@ -119,6 +118,12 @@ def test_a_killed_role_fails_every_pending_call_and_is_named(runtime: RayRuntime
     with pytest.raises(RoleError, match="victim"):
         victim.call("arrive", str(tmp_path / "x")).result(timeout=DEADLINE_S)
     assert not (tmp_path / "queued").exists()
+
+
+def test_without_ray_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'asyppo\[ray\]'"):
+        make_runtime("ray", ray_plan=plan("counter"))
 
 
 def test_roles_colocated_share_a_bundle_and_others_get_their_own() -> None:

@@ -216,11 +216,11 @@ class RayRuntime:
         self.lock = threading.Lock()
         self.segment_prefix = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._closing = False
+        bundles, self._where = plan.bundles()
         self._owns_connection = not self.ray.is_initialized()
         if self._owns_connection:
             self._connect()
         self.node_id = self.ray.get_runtime_context().get_node_id()
-        bundles, self._where = plan.bundles()
         from ray.util.placement_group import placement_group
 
         self.placement_group = placement_group(bundles, strategy=plan.strategy, name=f"asyppo-{self.segment_prefix}")
@@ -323,10 +323,9 @@ class RayRuntime:
                 h.pending.clear()
         for future in orphans:
             _fail(future, error)
-        if hasattr(self, "placement_group"):
-            from ray.util.placement_group import remove_placement_group
+        from ray.util.placement_group import remove_placement_group
 
-            remove_placement_group(self.placement_group)
+        remove_placement_group(self.placement_group)
         sweep_segments(self.segment_prefix)
         self.roles.clear()
         if self._owns_connection:
