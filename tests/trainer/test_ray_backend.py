@@ -10,10 +10,10 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from asyppo.config import load_train_config  # noqa: E402
-from asyppo.trainer import Trainer  # noqa: E402
-from test_local_backend import run, same_metrics  # noqa: E402
-from trainer_assets import Assets  # noqa: E402
+from asyppo.config import load_train_config
+from asyppo.trainer import Trainer
+from test_local_backend import run, same_metrics
+from trainer_assets import Assets
 
 pytestmark = pytest.mark.ray
 
