@@ -15,7 +15,7 @@ from asyppo.compare.aggregate import (
     read_run,
     t_quantile,
 )
-from asyppo.compare.report import plot_curves, write_csv, write_json
+from asyppo.compare.report import plot_curves, write_csv, write_json, write_markdown
 from asyppo.compare.spec import RunSpec
 
 # scipy.stats.t.ppf(0.975, df) for these df
@@ -110,5 +110,8 @@ def test_aggregate_groups_by_task_and_method_with_mean_curves(tmp_path: Path) ->
     assert rows[0].startswith("task,method,n_seeds,seeds,final_mean") and len(rows) == 3
     data = json.loads(write_json(cells, tmp_path / "r.json").read_text())
     assert data[0]["final"]["per_seed"] == [0.6, 0.8] and data[1]["final"]["low95"] is None
+    table = write_markdown(cells, tmp_path / "r.md").read_text().splitlines()
+    assert table[2].startswith("| sums | a | 1 2 | 20.0 ± 0.0 | 70.0 ± ") and len(table) == 4
+    assert "| sums | b | 1 | 20.0 | 30.0 | " in table[3]
     png = plot_curves(cells, tmp_path / "c.png", title="t")
     assert png.stat().st_size > 1000

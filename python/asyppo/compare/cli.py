@@ -7,7 +7,7 @@ Examples::
     python -m asyppo compare --method asyppo --method "grpo algo.name=grpo" \\
         --seeds 1 2 3 --steps 20 --output-dir runs/cmp                  # a grid without a file
 
-Writes ``OUTPUT_DIR/results.csv``, ``results.json`` and ``curves.png`` and prints the table.
+Writes ``OUTPUT_DIR/results.csv``, ``results.json``, ``results.md`` and ``curves.png`` and prints the table.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import signal
 from pathlib import Path
 
 from asyppo.compare.aggregate import aggregate, read_run
-from asyppo.compare.report import plot_curves, print_table, write_csv, write_json
+from asyppo.compare.report import plot_curves, print_table, write_csv, write_json, write_markdown
 from asyppo.compare.runner import run_grid, run_state
 from asyppo.compare.spec import Method, Study, load_study, with_command_line
 from asyppo.config import ConfigError
@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     cells = aggregate([read_run(r) for r in finished])
     study.output_dir.mkdir(parents=True, exist_ok=True)
     print_table(cells, title=study.name)
-    for path in (write_csv(cells, study.output_dir / "results.csv"), write_json(cells, study.output_dir / "results.json"),
-                 plot_curves(cells, study.output_dir / "curves.png", title=study.name)):
+    out = study.output_dir
+    for path in (write_csv(cells, out / "results.csv"), write_json(cells, out / "results.json"),
+                 write_markdown(cells, out / "results.md"), plot_curves(cells, out / "curves.png", title=study.name)):
         print(path)
     return 1 if failed else 0

@@ -87,6 +87,26 @@ def write_csv(cells: Sequence[Cell], path: Path) -> Path:
     return path
 
 
+def write_markdown(cells: Sequence[Cell], path: Path) -> Path:
+    """The console table as Markdown (accuracy in %, mean ± half-width of the 95 % interval, and
+    the interval itself), for pasting into a results page unedited."""
+    lines = ["| task | method | seeds | start acc | final acc (95 % CI) | AUC (95 % CI) | wall s | peak MiB |",
+             "|---|---|---|---|---|---|---|---|"]
+    for cell in cells:
+        final, auc = cell.estimate("final"), cell.estimate("auc")
+
+        def bounds(e: Estimate) -> str:
+            return "" if math.isnan(e.low) else f" [{100 * e.low:.1f}, {100 * e.high:.1f}]"
+
+        lines.append(
+            f"| {cell.task} | {cell.method} | {' '.join(map(str, cell.seeds))} | {_percent(cell.estimate('start'))} "
+            f"| {_percent(final)}{bounds(final)} | {_percent(auc)}{bounds(auc)} "
+            f"| {_plain(cell.estimate('wall_s'))} | {_plain(cell.estimate('peak_mem_mb'))} |"
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def plot_curves(cells: Sequence[Cell], path: Path, *, title: str = "") -> Path:
     """Held-out accuracy (%) against samples seen: one panel per task, one line + band per method."""
     tasks = list(dict.fromkeys(c.task for c in cells))

@@ -95,6 +95,10 @@ def _has_checkpoint(run_dir: Path) -> bool:
     return root.is_dir() and bool(complete_checkpoints(root))
 
 
+def _print(line: str) -> None:
+    print(line, flush=True)  # shows progress at once when the output is a log file
+
+
 @dataclass
 class Outcome:
     run: RunSpec
@@ -109,7 +113,7 @@ def run_grid(
     jobs: int = 1,
     threads: int | None = None,
     dry_run: bool = False,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] | None = None,
 ) -> list[Outcome]:
     """Run every unfinished run of ``runs``, ``jobs`` at a time; return what happened to each.
 
@@ -117,6 +121,7 @@ def run_grid(
     commands without running them. A failed run is reported and the others go on.
     """
     threads = threads or threads_per_job(jobs)
+    echo = echo or _print
     outcomes: list[Outcome] = []
     todo: list[tuple[RunSpec, str]] = []
     for run in runs:
