@@ -132,3 +132,11 @@ def test_a_resumed_grid_skips_its_finished_run(tiny: TinyAssets, tmp_path: Path)
     assert record.peak_mem_mb > 0
     assert [c.method for c in aggregate([record])] == ["grpo"]
     assert second.run_dir.exists() is False
+
+
+def test_a_resumed_run_adds_up_the_wall_time_of_its_segments(tmp_path: Path) -> None:
+    from asyppo.compare.runner import _add_segments
+
+    path = write(tmp_path / "compare.json", json.dumps({"wall_s": 10.5, "segments": 1, "stopped": True}))
+    assert _add_segments(path, {"wall_s": 4.0, "segments": 1}) == {"wall_s": 14.5, "segments": 2}
+    assert _add_segments(tmp_path / "none.json", {"wall_s": 4.0})["segments"].startswith("unknown")

@@ -7,7 +7,7 @@ and its saved ``config.yaml`` is the one the grid asks for now (``runtime`` and 
 and is restarted with ``--overwrite`` otherwise (no checkpoint, or the study changed, e.g. its
 ``steps``). Every run writes its console output to
 ``RUN_DIR/compare.log`` and how it went (command, exit status, wall seconds) to
-``RUN_DIR/compare.json``.
+``RUN_DIR/compare.json`` (a resumed run's wall time adds up its segments).
 
 With ``jobs`` > 1 the CPU cores are split: every run gets ``runtime.cpu_threads = max(1,
 cores // jobs)`` (appended last, so it wins over the study's and the method's settings), so that
@@ -95,6 +95,17 @@ def _has_checkpoint(run_dir: Path) -> bool:
     return root.is_dir() and bool(complete_checkpoints(root))
 
 
+def _add_segments(path: Path, record: dict[str, object]) -> dict[str, object]:
+    """``record`` with the wall time and segment count of the earlier record at ``path`` added."""
+    try:
+        before = json.loads(path.read_text())
+        record["wall_s"] = round(float(before["wall_s"]) + float(record["wall_s"]), 2)  # type: ignore[arg-type]
+        record["segments"] = int(before.get("segments", 1)) + 1
+    except (OSError, ValueError, KeyError, TypeError):
+        record["segments"] = "unknown: an earlier segment left no record"
+    return record
+
+
 def _print(line: str) -> None:
     print(line, flush=True)  # shows progress at once when the output is a log file
 
@@ -159,7 +170,9 @@ def run_grid(
                 running.remove(item)
                 seconds = time.perf_counter() - started
                 record = {"command": command, "returncode": proc.returncode, "wall_s": round(seconds, 2),
-                          "state_before": state}
+                          "state_before": state, "segments": 1}
+                if "--resume" in command:  # a resumed run's wall time is the sum of its segments
+                    record = _add_segments(run.run_dir / RECORD_FILE, record)
                 (run.run_dir / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
                 word = "done  " if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see {run.run_dir / LOG_FILE})"
                 echo(f"{word} {run.label} in {seconds:.0f} s")
@@ -167,9 +180,15 @@ def run_grid(
     finally:
         for proc, *_ in running:  # interrupted: stop our own children; their runs resume next time
             proc.terminate()
-        for proc, *_ in running:
+        for proc, run, state, started, command in running:
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+            record = {"command": command, "returncode": proc.returncode, "state_before": state,
+                      "wall_s": round(time.perf_counter() - started, 2), "segments": 1, "stopped": True}
+            if "--resume" in command:
+                record = _add_segments(run.run_dir / RECORD_FILE, record)
+            (run.run_dir / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return outcomes
