@@ -59,9 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     add_plan(commands)
 
     config = commands.add_parser("config", help="show the resolved config or its reference")
-    config.add_argument("action", choices=["show", "docs"])
-    config.add_argument("--config", help="YAML config file")
-    config.add_argument("overrides", nargs="*", metavar="key=value")
+    # show and docs are sub-commands so that overrides may follow --config (one positional list
+    # beside the action was filled, empty, before --config was read).
+    actions = config.add_subparsers(dest="action", required=True)
+    show = actions.add_parser("show", help="the resolved config as YAML ('# from preset X': set by algo.name)")
+    show.add_argument("--config", help="YAML config file")
+    show.add_argument("overrides", nargs="*", metavar="key=value")
+    actions.add_parser("docs", help="the config reference (docs/config.md)")
     return parser
 
 

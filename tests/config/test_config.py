@@ -123,6 +123,14 @@ def test_config_show_of_every_preset_loads_back_to_the_same_config(
     assert load_train_config(str(shown)) == load_train_config(str(path))
 
 
+def test_config_show_takes_overrides_before_and_after_the_config_file(capsys: pytest.CaptureFixture[str]) -> None:
+    grpo = str(ROOT / "configs" / "baseline_grpo.yaml")
+    assert main(["config", "show", "--config", grpo, "algo.clip_high=0.3"]) == 0
+    after = capsys.readouterr().out
+    assert main(["config", "show", "algo.clip_high=0.3", "--config", grpo]) == 0
+    assert capsys.readouterr().out == after and "  clip_high: 0.3\n" in after
+
+
 def test_config_show_names_the_preset_behind_each_value_it_set(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "show", "algo.name=dapo", "algo.clip_high=0.3"]) == 0
     algo = capsys.readouterr().out.split("\nalgo:\n")[1].split("\nreward:")[0].splitlines()
