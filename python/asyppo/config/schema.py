@@ -125,18 +125,18 @@ class RolloutConfig(Section):
         return self.temperature if self.temperature > 0 else 1.0
 
 
-#: The embedded default's held-out sums (``asyppo.toy``).
-TOY_EVAL = "builtin:toy-eval"
+#: The embedded default's training and held-out sums (``asyppo.toy``).
+TOY_TRAIN, TOY_EVAL = "builtin:toy-train", "builtin:toy-eval"
 
 
 class DataConfig(Section):
     """Prompt datasets: JSONL, Parquet, an HF datasets directory, or builtin:toy-train / toy-eval."""
 
-    train: str = Field("builtin:toy-train", description="Training prompts.")
+    train: str = Field(TOY_TRAIN, description="Training prompts.")
     eval: str | None = Field(
         TOY_EVAL,
         description="Held-out prompts; null: split eval_size rows off train. The toy set goes only "
-        "with builtin training data.",
+        "with the toy training set.",
     )
     prompt_key: str = Field("prompt", description="Field holding the prompt (text or chat messages).")
     answer_key: str = Field("answer", description="Field holding the reference answer.")
@@ -337,8 +337,8 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _no_toy_eval_beside_other_training_data(self) -> TrainConfig:
-        """Training data of the user's own must not be evaluated on the embedded toy sums."""
-        if not self.data.train.startswith("builtin:") and self.data.eval == TOY_EVAL:
+        """Other training data must not be evaluated on the embedded toy sums."""
+        if self.data.train != TOY_TRAIN and self.data.eval == TOY_EVAL:
             raise ValueError(
                 f"data.eval is still the embedded toy sums ({TOY_EVAL}) but data.train is "
                 f"{self.data.train!r}: set data.eval to your held-out file, or data.eval=null to hold "

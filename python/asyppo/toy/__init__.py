@@ -8,7 +8,6 @@ from asyppo.toy.builtin import (
     BUILTIN_NAMES,
     DEFAULT_TOY,
     ToySettings,
-    default_cache_dir,
     resolve_builtin,
 )
 from asyppo.toy.model import ACTOR_SIZE, CRITIC_SIZE, ToyModelSize, build_toy_model, toy_config
@@ -29,7 +28,6 @@ __all__ = [
     "WarmStartSettings",
     "build_toy_model",
     "build_toy_tokenizer",
-    "default_cache_dir",
     "greedy_accuracy",
     "resolve_builtin",
     "task_splits",

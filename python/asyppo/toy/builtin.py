@@ -14,14 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from asyppo.cache import materialise
 from asyppo.models.loading import quiet_transformers
 from asyppo.toy.model import (
     ACTOR_SIZE,
@@ -36,7 +33,10 @@ from asyppo.toy.warmstart import WarmStartSettings, warm_start
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_NAMES = ("toy-actor", "toy-critic", "toy-train", "toy-eval", "chain-actor", "chain-train", "chain-eval")
+BUILTIN_NAMES = (
+    "toy-actor", "toy-critic", "toy-train", "toy-eval", "chain-actor", "chain-train", "chain-eval",
+    "word-problems-train", "word-problems-eval",
+)
 # Bump when the way assets are built changes, so caches built by older code are not reused.
 _FORMAT_VERSION = 2
 
@@ -59,34 +59,6 @@ class ToySettings:
 
 
 DEFAULT_TOY = ToySettings()
-
-
-def default_cache_dir() -> Path:
-    """``$ASYPPO_CACHE``, else ``$XDG_CACHE_HOME/asyppo``, else ``~/.cache/asyppo``."""
-    if os.environ.get("ASYPPO_CACHE"):
-        return Path(os.environ["ASYPPO_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "asyppo"
-
-
-def _materialise(target: Path, build: Callable[[Path], None]) -> Path:
-    """Build ``target`` (a directory or file) via ``build(tmp)`` and rename it into place unless
-    it already exists. A concurrent builder that wins the race is kept; ours is discarded."""
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        tmp = tmp_dir / target.name
-        build(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not target.exists():
-                raise
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return target
 
 
 def _write_split(settings: ToySettings, split: str, path: Path) -> None:
@@ -138,7 +110,9 @@ def resolve_builtin(
     ``uri`` is one of ``builtin:toy-actor`` (warm-started actor dir, ~15-30 s to build on 2 CPU
     cores the first time), ``builtin:toy-critic`` (critic backbone dir), ``builtin:toy-train``
     and ``builtin:toy-eval`` (JSONL files); ``builtin:chain-*`` the multi-step chain task's
-    (`asyppo.toy.chain_builtin`, its own settings). ValueError for any other name.
+    (`asyppo.toy.chain_builtin`, its own settings); ``builtin:word-problems-train`` / ``-eval``
+    arithmetic word problems for small pretrained chat models (`asyppo.data.word_problems`).
+    ValueError for any other name.
     """
     name = uri.removeprefix("builtin:")
     if not uri.startswith("builtin:") or name not in BUILTIN_NAMES:
@@ -148,10 +122,14 @@ def resolve_builtin(
         from asyppo.toy.chain_builtin import resolve_chain
 
         return resolve_chain(name, cache_dir)
+    if name.startswith("word-problems-"):
+        from asyppo.data.word_problems import resolve_word_problems
+
+        return resolve_word_problems(name.removeprefix("word-problems-"), cache_dir)
     root = Path(cache_dir).expanduser() / f"toy-{settings.key()}"
     if name == "toy-actor":
-        return _materialise(root / "actor", lambda out: _build_actor(settings, out))
+        return materialise(root / "actor", lambda out: _build_actor(settings, out))
     if name == "toy-critic":
-        return _materialise(root / "critic", lambda out: _build_critic(settings, out))
+        return materialise(root / "critic", lambda out: _build_critic(settings, out))
     split = name.removeprefix("toy-")
-    return _materialise(root / f"{split}.jsonl", lambda out: _write_split(settings, split, out))
+    return materialise(root / f"{split}.jsonl", lambda out: _write_split(settings, split, out))
