@@ -50,15 +50,15 @@ def _boxes(rng: random.Random, name: str, item: str) -> tuple[str, str, int]:
 def _shares(rng: random.Random, name: str, item: str) -> tuple[str, str, int]:
     each, friends = rng.randint(2, 12), rng.randint(2, 9)
     total = each * friends
-    return (f"{name} shares {total} {item} equally among {friends} friends. How many {item} does each "
-            "friend get?", f"{total} / {friends} = {each}.", each)
+    question = f"{name} shares {total} {item} equally among {friends} friends. How many {item} does each friend get?"
+    return question, f"{total} / {friends} = {each}.", each
 
 
 def _buys_then_gives(rng: random.Random, name: str, item: str) -> tuple[str, str, int]:
     a, b = rng.randint(5, 40), rng.randint(2, 30)
     c = rng.randint(1, a + b - 1)
-    return (f"{name} has {a} {item}. {name} buys {b} more, then gives {c} away. How many {item} does "
-            f"{name} have now?", f"{a} + {b} = {a + b}, and {a + b} - {c} = {a + b - c}.", a + b - c)
+    question = f"{name} has {a} {item}. {name} buys {b} more, then gives {c} away. How many {item} does {name} have now?"
+    return question, f"{a} + {b} = {a + b}, and {a + b} - {c} = {a + b - c}.", a + b - c
 
 
 STORIES: tuple[Story, ...] = (_buys, _gives, _boxes, _shares, _buys_then_gives)
