@@ -112,7 +112,7 @@ def plot_curves(cells: Sequence[Cell], path: Path, *, title: str = "") -> Path:
     tasks = list(dict.fromkeys(c.task for c in cells))
     methods = list(dict.fromkeys(c.method for c in cells))
     colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
-    fig = Figure(figsize=(4.4 * len(tasks), 3.4), layout="constrained")
+    fig = Figure(figsize=(5.2 * len(tasks), 3.8), layout="constrained")
     FigureCanvasAgg(fig)
     if title:
         fig.suptitle(title, fontweight="bold", fontsize=10)
@@ -124,8 +124,11 @@ def plot_curves(cells: Sequence[Cell], path: Path, *, title: str = "") -> Path:
             ax.plot(x, mean, color=colors[cell.method], linewidth=1.5, marker="o", markersize=2.5,
                     label=f"{cell.method} (n={len(cell.runs)})")
             if len(cell.runs) > 1:
-                ax.fill_between(x, [100 * e.low for e in cell.curve], [100 * e.high for e in cell.curve],
+                # the t-interval of a few seeds can pass 0 or 100 %: drawn clipped to what accuracy can be
+                ax.fill_between(x, [max(0.0, 100 * e.low) for e in cell.curve],
+                                [min(100.0, 100 * e.high) for e in cell.curve],
                                 color=colors[cell.method], alpha=0.15, linewidth=0)
+        ax.set_ylim(0, 100)
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("samples seen (responses)", fontsize=8)
         ax.set_ylabel("held-out accuracy (%)", fontsize=8)
