@@ -302,6 +302,10 @@ class AlgoConfig(BaseModel):
             if owners is None:
                 errors.append(InitErrorDetails(type="extra_forbidden", loc=(key,), input=value))
                 continue
+            if value == owners[0].default:
+                # Sets nothing: a config.yaml written before each loss owned its parameters
+                # listed all of them at their defaults, and must still resume.
+                continue
             field, owner = owners[1][0]
             errors.append(
                 InitErrorDetails(

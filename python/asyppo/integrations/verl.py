@@ -40,6 +40,7 @@ import torch
 from verl.trainer.ppo import core_algos
 
 from asyppo import engine
+from asyppo.algos.advantages import check_critics_for_masks
 from asyppo.integrations.padded import Packing
 
 #: Advantage estimators :func:`register` adds to verl's registry, by name.
@@ -329,11 +330,7 @@ def asyppo_advantages(
             f"values: expected [M, B, L] with [B, L] = {tuple(packing.mask.shape)}, "
             f"got {tuple(values.shape)}"
         )
-    if (adv_mask_ratio > 0 or ent_filter_ratio > 0) and values.shape[0] < 2:
-        raise ValueError(
-            f"values: the masks rank tokens by the std over critics and need M >= 2, got M = "
-            f"{values.shape[0]} (set adv_mask_ratio = ent_filter_ratio = 0 for one critic)"
-        )
+    check_critics_for_masks(values.shape[0], adv_mask_ratio, ent_filter_ratio, count="M")
     if mask_scope == "group" and index is None:
         raise ValueError("index: mask_scope='group' needs the [B] group ids, got None")
     dtype = _compute_dtype(token_level_rewards, values)
