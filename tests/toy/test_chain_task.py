@@ -68,8 +68,8 @@ def test_the_toy_tokenizer_covers_the_alphabet_without_unknown_tokens() -> None:
             assert tokenizer.unk_token_id not in ids
             assert tokenizer.decode(ids) == text
     # the longest ideal response of the default task fits the 16-token budget with its EOS
-    longest = max(len(tokenizer(ideal_response(r["prompt"]))["input_ids"]) for r in train + held_out)
-    assert longest == 11
+    responses = [ideal_response(r["prompt"]) for r in train + held_out]
+    assert max(map(len, tokenizer(responses)["input_ids"])) == 11
 
 
 @pytest.mark.parametrize(("response", "score"), [
