@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from asyppo.config import load_train_config
 from asyppo.trainer import Trainer
-from conftest import TinyAssets
+from compare_assets import TinyAssets
 
 
 def first_rollout(tiny: TinyAssets, out: Path, *extra: str) -> tuple[list[list[int]], np.ndarray]:

@@ -12,7 +12,7 @@ from asyppo.compare.aggregate import aggregate, read_run
 from asyppo.compare.runner import run_grid, run_state, threads_per_job, train_command
 from asyppo.compare.spec import Method, Study, Task, load_study, with_command_line
 from asyppo.config import ConfigError, dump_config, load_train_config
-from conftest import TinyAssets
+from compare_assets import TinyAssets
 
 
 def write(path: Path, text: str) -> Path:
