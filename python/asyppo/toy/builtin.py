@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from asyppo.cache import materialise
 from asyppo.models.loading import quiet_transformers
@@ -66,33 +67,42 @@ def _write_split(settings: ToySettings, split: str, path: Path) -> None:
     write_jsonl(train if split == "train" else held_out, path)
 
 
-def _build_actor(settings: ToySettings, out: Path) -> None:
+def build_warm_started_actor(
+    out: Path,
+    train: list[dict[str, str]],
+    *,
+    what: str,
+    size: ToyModelSize,
+    seed: int,
+    settings: WarmStartSettings,
+    **warm_start_options: Any,
+) -> None:
+    """Save into ``out`` a toy actor of ``size`` (toy tokenizer) warm-started on the ``train`` rows
+    (`warm_start`, with ``warm_start_options``), and its report as ``warm_start.json``; ``what``
+    names it in the log (e.g. "toy actor")."""
     tokenizer = build_toy_tokenizer()
-    model = build_toy_model(tokenizer, settings.actor, seed=settings.actor_seed)
-    train, _ = task_splits(settings.task)
+    model = build_toy_model(tokenizer, size, seed=seed)
     started = time.perf_counter()
-    logger.info(
-        "building the toy actor (%d parameters): supervised warm-start", count_parameters(model)
-    )
+    logger.info("building the %s (%d parameters): supervised warm-start", what, count_parameters(model))
     report = warm_start(
-        model,
-        tokenizer,
-        [r["prompt"] for r in train],
-        [r["answer"] for r in train],
-        settings.warm_start,
+        model, tokenizer, [r["prompt"] for r in train], [r["answer"] for r in train], settings,
+        **warm_start_options,
     )
     seconds = time.perf_counter() - started
-    logger.info(
-        "toy actor warm-started: %d steps, held-in probe accuracy %.1f%%, %.1fs",
-        report.steps,
-        100 * report.probe_accuracy,
-        seconds,
-    )
+    logger.info("%s warm-started: %d steps, held-in probe accuracy %.1f%%, %.1fs",
+                what, report.steps, 100 * report.probe_accuracy, seconds)
     with quiet_transformers():
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
     info = {**asdict(report), "seconds": round(seconds, 2), "parameters": count_parameters(model)}
     (out / "warm_start.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def _build_actor(settings: ToySettings, out: Path) -> None:
+    train, _ = task_splits(settings.task)
+    build_warm_started_actor(
+        out, train, what="toy actor", size=settings.actor, seed=settings.actor_seed, settings=settings.warm_start
+    )
 
 
 def _build_critic(settings: ToySettings, out: Path) -> None:

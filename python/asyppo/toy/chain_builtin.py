@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from asyppo.models.loading import quiet_transformers
+from asyppo.toy.builtin import build_warm_started_actor
 from asyppo.toy.chain import ChainTask, chain_splits, ideal_response
-from asyppo.toy.model import ACTOR_SIZE, ToyModelSize, build_toy_model, count_parameters
+from asyppo.toy.model import ACTOR_SIZE, ToyModelSize
 from asyppo.toy.task import write_jsonl
-from asyppo.toy.tokenizer import build_toy_tokenizer
-from asyppo.toy.warmstart import WarmStartSettings, warm_start
-
-logger = logging.getLogger(__name__)
+from asyppo.toy.warmstart import WarmStartSettings
 
 CHAIN_NAMES = ("chain-actor", "chain-train", "chain-eval")
 _FORMAT_VERSION = 1
@@ -60,23 +55,11 @@ def _write_split(settings: ChainSettings, split: str, path: Path) -> None:
 
 
 def _build_actor(settings: ChainSettings, out: Path) -> None:
-    tokenizer = build_toy_tokenizer()
-    model = build_toy_model(tokenizer, settings.actor, seed=settings.actor_seed)
     train, _ = chain_splits(settings.task)
-    started = time.perf_counter()
-    logger.info("building the chain actor (%d parameters): supervised warm-start", count_parameters(model))
-    report = warm_start(
-        model, tokenizer, [r["prompt"] for r in train], [r["answer"] for r in train], settings.warm_start,
-        respond=ideal_response, max_new_tokens=PROBE_MAX_NEW_TOKENS,
+    build_warm_started_actor(
+        out, train, what="chain actor", size=settings.actor, seed=settings.actor_seed,
+        settings=settings.warm_start, respond=ideal_response, max_new_tokens=PROBE_MAX_NEW_TOKENS,
     )
-    seconds = time.perf_counter() - started
-    logger.info("chain actor warm-started: %d steps, held-in probe accuracy %.1f%%, %.1fs",
-                report.steps, 100 * report.probe_accuracy, seconds)
-    with quiet_transformers():
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-    info = {**asdict(report), "seconds": round(seconds, 2), "parameters": count_parameters(model)}
-    (out / "warm_start.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def resolve_chain(name: str, cache_dir: str | Path, *, settings: ChainSettings = DEFAULT_CHAIN) -> Path:
