@@ -162,7 +162,9 @@ OWN_CLUSTER = textwrap.dedent(
     runtime.wait_ready()
     assert roles[0].call("echo", np.ones(100_000)).result().sum() == 100_000
     started = psutil.Process().children(recursive=True)  # the cluster: raylet, gcs_server, workers, ...
-    print(*[" ".join(p.cmdline())[:80] for p in started], sep="\\n", file=sys.stderr)
+    # The process name first (gcs_server, raylet, ray::RoleActor): a long install path would
+    # push it out of a cut command line.
+    print(*[p.name() + " " + " ".join(p.cmdline())[:120] for p in started], sep="\\n", file=sys.stderr)
     runtime.shutdown()
     deadline = time.monotonic() + {deadline}
     while (left := [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]):
