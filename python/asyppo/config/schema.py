@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from asyppo.algos import AlgoConfig, check_critics_for_masks
 from asyppo.data.chat import PAPER_SYSTEM_PROMPT
@@ -103,6 +103,12 @@ class RolloutConfig(Section):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (A.3: 0.99).")
     top_k: int = Field(0, ge=0, description="Top-k sampling, 0 = off (A.3: 100).")
     max_new_tokens: int = Field(8, ge=1, description="Response length limit (A.3: 8000).")
+    stop: list[str] = Field(
+        default_factory=list,
+        description="Stop strings: a response ends as soon as its text holds one of them, keeping the "
+        "token that completes it, and counts as finished, like one that met EOS (e.g. [\"\\n\\nQuestion:\"] "
+        "after a few-shot prompt; YAML reads escapes in double quotes only). Training and eval.",
+    )
     batch_size: int = Field(512, ge=1, description="Max sequences per generate call (hf engine).")
     static_cache: bool | None = Field(
         None,
@@ -118,6 +124,13 @@ class RolloutConfig(Section):
         "the batch of step t+1 (with the weights of step t-1) while step t trains, so the actor "
         "trains on data one policy version old (runtime.backend: local overlaps the two).",
     )
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, value: list[str]) -> list[str]:
+        if "" in value:
+            raise ValueError(f"stop strings must not be empty (item {value.index('')} is '')")
+        return value
 
     @property
     def log_prob_temperature(self) -> float:

@@ -19,13 +19,19 @@ from asyppo.engine import offsets_from_lengths
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to sample. ``temperature == 0`` means greedy; ``top_k == 0`` and ``top_p == 1`` disable them."""
+    """How to sample. ``temperature == 0`` means greedy; ``top_k == 0`` and ``top_p == 1`` disable them.
+
+    ``stop``: strings that end a response at their first occurrence in its text (special tokens
+    left out, as vLLM matches them), like EOS: the response keeps every token up to and including
+    the one that completes the string, and counts as finished.
+    """
 
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
     max_new_tokens: int = 64
     n: int = 1
+    stop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -38,6 +44,8 @@ class SamplingParams:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
+        if isinstance(self.stop, str) or "" in self.stop:
+            raise ValueError(f"stop must be a tuple of non-empty strings, got {self.stop!r}")
 
     @property
     def greedy(self) -> bool:
@@ -49,8 +57,8 @@ class GenerationOutput:
     """Packed responses.
 
     ``token_ids`` int64 ``[T]``; ``offsets`` int64 ``[N+1]``; ``prompt_index`` int64 ``[N]`` (which
-    input prompt each response answers); ``finished`` bool ``[N]`` (ended with EOS rather than the
-    length limit); ``log_probs`` float32 ``[T]`` behaviour log-probs, or None.
+    input prompt each response answers); ``finished`` bool ``[N]`` (ended with EOS or a stop
+    string rather than the length limit); ``log_probs`` float32 ``[T]`` behaviour log-probs, or None.
     """
 
     token_ids: np.ndarray

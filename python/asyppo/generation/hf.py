@@ -6,7 +6,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-from transformers import GenerationConfig, PreTrainedModel
+from transformers import (
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 
 from asyppo.engine import offsets_from_lengths
 from asyppo.generation.base import GenerationOutput, SamplingParams, pack_responses
@@ -33,13 +39,100 @@ def left_pad(
     return torch.from_numpy(ids), torch.from_numpy(valid.astype(np.int64))
 
 
+def _has_stop(text: str, stop: Sequence[str]) -> bool:
+    return any(s in text for s in stop)
+
+
+def _texts(tokenizer: PreTrainedTokenizerBase, token_ids: list[list[int]]) -> list[str]:
+    """The texts of token id lists, special tokens (EOS, padding) left out."""
+    return tokenizer.batch_decode(token_ids, skip_special_tokens=True)
+
+
+def stop_lengths(
+    responses: Sequence[np.ndarray], stop: Sequence[str], tokenizer: PreTrainedTokenizerBase
+) -> np.ndarray:
+    """int64 ``[N]``: how many tokens of each response to keep so that it ends with the token that
+    completes the first stop string of its text; -1 where its text holds none.
+
+    A response's text is its decoding without special tokens (what the reward reads, and what vLLM
+    matches stop strings on). Decoding more tokens appends text, so once a prefix's text holds a
+    stop string every longer prefix's does, and the shortest such prefix is found by bisection: a
+    few decodes per response, not one a token.
+    """
+    texts = _texts(tokenizer, [r.tolist() for r in responses])
+    keep = np.full(len(texts), -1, dtype=np.int64)
+    for i, text in enumerate(texts):
+        if not _has_stop(text, stop):
+            continue
+        low, high = 1, len(responses[i])
+        while low < high:
+            mid = (low + high) // 2
+            if _has_stop(_texts(tokenizer, [responses[i][:mid].tolist()])[0], stop):
+                high = mid
+            else:
+                low = mid + 1
+        keep[i] = low
+    return keep
+
+
+def cut_at_stop_strings(
+    token_ids: np.ndarray,
+    offsets: np.ndarray,
+    finished: np.ndarray,
+    stop: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Packed responses (``pack_responses``' layout) cut after the token that completes their first
+    stop string (:func:`stop_lengths`); a response so cut is finished, like one that met EOS."""
+    lengths = np.diff(offsets)
+    keep = stop_lengths(np.split(token_ids, offsets[1:-1]), stop, tokenizer)
+    stopped = keep >= 0
+    new_lengths = np.where(stopped, keep, lengths)
+    position = np.arange(len(token_ids)) - np.repeat(offsets[:-1], lengths)
+    kept = position < np.repeat(new_lengths, lengths)
+    return token_ids[kept], offsets_from_lengths(new_lengths), finished | stopped
+
+
+class StopOnText(StoppingCriteria):
+    """Ends a row of ``generate`` once its response text holds a stop string, so that a batch whose
+    rows all stopped ends early (rows that ended are padded, as after EOS).
+
+    Each step decodes only each row's newest tokens, as many as the longest stop string has UTF-8
+    bytes plus one (so the string fits whole as long as each of its tokens adds a byte), and
+    confirms a hit on the whole response: a row never ends before the exact cut
+    (:func:`cut_at_stop_strings`, made after generation). A string the short decode misses (a
+    tokenizer that decodes a window's first token differently) only costs that row its early end.
+    ``prompt_width``: the columns of the padded prompts, where the responses begin.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, stop: Sequence[str], prompt_width: int) -> None:
+        self.tokenizer = tokenizer
+        self.stop = tuple(stop)
+        self.prompt_width = prompt_width
+        self.window = max(len(s.encode("utf-8")) for s in self.stop) + 1
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor | None, **kwargs: object
+    ) -> torch.BoolTensor:
+        responses = input_ids[:, self.prompt_width :]
+        tails = _texts(self.tokenizer, responses[:, -self.window :].tolist())
+        hits = [i for i, text in enumerate(tails) if _has_stop(text, self.stop)]
+        done = torch.zeros(len(tails), dtype=torch.bool)
+        if hits:
+            whole = _texts(self.tokenizer, responses[hits].tolist())
+            done[hits] = torch.tensor([_has_stop(text, self.stop) for text in whole])
+        return done.to(input_ids.device)  # type: ignore[return-value]  # torch has no BoolTensor type
+
+
 #: With a static KV cache, prompts are left-padded to a multiple of this many tokens, so that the
 #: compiled decode step sees few distinct shapes (each new one recompiles).
 STATIC_WIDTH_BUCKET = 64
 
 
 class HFGenerator:
-    """Batched sampling with ``model.generate``: left padding, n samples per prompt, stop at EOS.
+    """Batched sampling with ``model.generate``: left padding, n samples per prompt, stop at EOS
+    and at the stop strings of :class:`~asyppo.generation.base.SamplingParams` (these need
+    ``tokenizer``, to read the responses' text).
 
     The generator holds a reference to a causal LM; :meth:`sync_weights` points it at (or copies in)
     the actor's published weights.
@@ -59,6 +152,7 @@ class HFGenerator:
         pad_token_id: int,
         batch_size: int = 256,
         static_cache: bool | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -67,6 +161,7 @@ class HFGenerator:
         self.pad_token_id = pad_token_id
         self.batch_size = batch_size
         self._static_cache = static_cache
+        self.tokenizer = tokenizer
 
     @property
     def static_cache(self) -> bool:
@@ -123,6 +218,9 @@ class HFGenerator:
     def generate(
         self, prompts_token_ids: Sequence[Sequence[int]], sampling: SamplingParams
     ) -> GenerationOutput:
+        if sampling.stop and self.tokenizer is None:
+            raise ValueError("HFGenerator: stop strings need the tokenizer (HFGenerator(..., tokenizer=...))")
+        reader = self.tokenizer if sampling.stop else None
         config = self._generation_config(sampling)
         device = next(self.model.parameters()).device
         was_training = self.model.training
@@ -137,13 +235,20 @@ class HFGenerator:
                     self.pad_token_id,
                     multiple_of=STATIC_WIDTH_BUCKET if self.static_cache else 1,
                 )
+                width = input_ids.shape[1]
+                stopping = None
+                if reader is not None:
+                    stopping = StoppingCriteriaList([StopOnText(reader, sampling.stop, width)])
                 out = self.model.generate(  # type: ignore[operator]  # transformers types generate loosely
                     input_ids=input_ids.to(device),
                     attention_mask=attention_mask.to(device),
                     generation_config=config,
+                    stopping_criteria=stopping,
                 )
-                responses = out[:, input_ids.shape[1] :].cpu().numpy()
-                chunks.append(pack_responses(responses, self.eos_token_id))
+                packed = pack_responses(out[:, width:].cpu().numpy(), self.eos_token_id)
+                if reader is not None:
+                    packed = cut_at_stop_strings(*packed, sampling.stop, reader)
+                chunks.append(packed)
         finally:
             self.model.train(was_training)
         token_ids = np.concatenate([c[0] for c in chunks])

@@ -1,9 +1,15 @@
-"""Rollout with vLLM (GPU). Written against vLLM's public API; NOT exercised in this repository's
-tests or CI (no GPU here), so treat it as a starting point and check it on your vLLM version.
+"""Rollout with vLLM (GPU). Written against vLLM's public API; NOT exercised with vLLM itself in
+this repository's tests or CI (no GPU here; one test runs it on a stand-in module of the same
+shape), so treat it as a starting point and check it on your vLLM version.
 
 * generation: ``vllm.LLM.generate`` on ``TokensPrompt`` inputs with ``SamplingParams(n, temperature,
-  top_p, top_k, max_tokens, logprobs=0)``; ``logprobs=0`` returns the sampled token's log-prob, which
-  becomes the behaviour log-probs of :class:`~asyppo.generation.base.GenerationOutput`.
+  top_p, top_k, max_tokens, logprobs=0)`` (:func:`vllm_sampling_kwargs`); ``logprobs=0`` returns the
+  sampled token's log-prob, which becomes the behaviour log-probs of
+  :class:`~asyppo.generation.base.GenerationOutput`. Stop strings go to vLLM's ``stop`` (with
+  ``include_stop_str_in_output``): it ends a response after the token that completes one, with
+  ``finish_reason`` "stop", as at EOS, so the response counts as finished. vLLM looks for them
+  once an engine step: with speculative decoding a step can add several tokens, and those after
+  the one that completes the string may stay (not checked here).
 * weight sync: the vLLM engine is created with ``worker_extension_cls`` pointing at
   :class:`WeightSyncExtension`, and :meth:`VLLMGenerator.sync_weights` calls it on every worker through
   ``LLM.collective_rpc``; the worker hands ``(name, tensor)`` pairs to the model's own
@@ -21,6 +27,20 @@ import torch
 
 from asyppo.engine import offsets_from_lengths
 from asyppo.generation.base import GenerationOutput, SamplingParams
+
+
+def vllm_sampling_kwargs(sampling: SamplingParams) -> dict[str, Any]:
+    """The keyword arguments of ``vllm.SamplingParams`` for ``sampling`` (vLLM's top_k is off at -1)."""
+    return {
+        "n": sampling.n,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "top_k": sampling.top_k if sampling.top_k > 0 else -1,
+        "max_tokens": sampling.max_new_tokens,
+        "logprobs": 0,
+        "stop": list(sampling.stop),
+        "include_stop_str_in_output": True,
+    }
 
 
 class WeightSyncExtension:
@@ -74,14 +94,7 @@ class VLLMGenerator:
     ) -> GenerationOutput:
         from vllm.inputs import TokensPrompt
 
-        params = self._vllm.SamplingParams(
-            n=sampling.n,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k if sampling.top_k > 0 else -1,
-            max_tokens=sampling.max_new_tokens,
-            logprobs=0,
-        )
+        params = self._vllm.SamplingParams(**vllm_sampling_kwargs(sampling))
         prompts = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts_token_ids]
         outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
         completions = [c for request in outputs for c in request.outputs]
@@ -100,6 +113,7 @@ class VLLMGenerator:
             token_ids=token_ids,
             offsets=offsets,
             prompt_index=np.repeat(np.arange(len(prompts_token_ids), dtype=np.int64), sampling.n),
+            # "stop": EOS or a stop string; "length": max_tokens.
             finished=np.array([c.finish_reason == "stop" for c in completions], dtype=bool),
             log_probs=log_probs,
         )

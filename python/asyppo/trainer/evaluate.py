@@ -3,6 +3,7 @@ and a few sample responses to read."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,10 +18,11 @@ from asyppo.runtime import RoleHandle
 @dataclass(frozen=True)
 class EvalResult:
     """``metrics``: ``eval/accuracy``, ``eval/response_length``, ``eval/truncated`` (the fraction
-    of greedy responses cut at ``max_new_tokens`` before EOS), ``eval/answered`` when the verifier
-    is on, and with ``k > 1`` ``eval/avg@k`` and ``eval/pass@k``. ``samples``: the first greedy
-    responses as ``{"prompt", "response", "answer", "score", "correct"}`` rows. ``warning``: set
-    when the numbers mislead (answers cut short, or no answer the verifier can read)."""
+    of greedy responses cut at ``max_new_tokens`` before EOS or a stop string), ``eval/answered``
+    when the verifier is on, and with ``k > 1`` ``eval/avg@k`` and ``eval/pass@k``. ``samples``:
+    the first greedy responses as ``{"prompt", "response", "answer", "score", "correct"}`` rows.
+    ``warning``: set when the numbers mislead (answers cut short, or no answer the verifier can
+    read)."""
 
     metrics: dict[str, float]
     samples: list[dict[str, str | float | bool]] = field(default_factory=list)
@@ -37,13 +39,15 @@ def evaluate(
     k: int = 1,
     temperature: float = 1.0,
     samples: int = 0,
+    stop: Sequence[str] = (),
 ) -> EvalResult:
     """Greedy accuracy (one sample per prompt); with ``k > 1`` also avg@k and pass@k over k samples
     per prompt at ``temperature`` (unbiased pass@k estimator, `asyppo.pass_at_k`); the first
-    ``samples`` greedy responses decoded for reading."""
+    ``samples`` greedy responses decoded for reading. Responses end at EOS, at any of the ``stop``
+    strings (``rollout.stop``, as in training) or after ``max_new_tokens``."""
     if not prompt_ids:
         return EvalResult({})
-    greedy = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, stop=tuple(stop))
     out = rollout.call("generate", prompt_ids, greedy).result()
     scored = reward.call("score", out.token_ids, out.offsets, answers).result()
     truncated = float(1.0 - np.mean(out.finished))
@@ -62,7 +66,9 @@ def evaluate(
             "--max-new-tokens for asyppo eval)"
         )
     if k > 1:
-        sampling = SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, n=k)
+        sampling = SamplingParams(
+            temperature=temperature, max_new_tokens=max_new_tokens, n=k, stop=tuple(stop)
+        )
         sampled = rollout.call("generate", prompt_ids, sampling).result()
         repeated = [answers[i] for i in sampled.prompt_index]
         correct = np.asarray(reward.call("score", sampled.token_ids, sampled.offsets, repeated).result().correct)

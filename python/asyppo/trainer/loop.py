@@ -149,7 +149,7 @@ class Trainer:
     @property
     def sampling(self) -> SamplingParams:
         r = self.cfg.rollout
-        return SamplingParams(r.temperature, r.top_p, r.top_k, r.max_new_tokens, r.n)
+        return SamplingParams(r.temperature, r.top_p, r.top_k, r.max_new_tokens, r.n, tuple(r.stop))
 
     # -- one step --------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
@@ -310,7 +310,7 @@ class Trainer:
         result = evaluate(
             self.roles.rollout, self.roles.reward, ids, answers,
             max_new_tokens=cfg.rollout.max_new_tokens, k=cfg.trainer.eval_k, temperature=cfg.trainer.eval_temperature,
-            samples=cfg.logging.eval_samples,
+            samples=cfg.logging.eval_samples, stop=cfg.rollout.stop,
         )
         self._warn_once(result.warning)
         if result.samples:

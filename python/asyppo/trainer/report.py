@@ -72,6 +72,7 @@ def evaluate_model(
         "rollout", RolloutRole, config=cfg.rollout, model_path=str(model_dir), device=cfg.actor.device,
         dtype=cfg.actor.dtype, attn_implementation=cfg.actor.attn_implementation,
         eos_token_id=stop_token_ids(tokenizer, model_dir), pad_token_id=int(tokenizer.pad_token_id), seed=cfg.trainer.seed,
+        tokenizer=tokenizer,
     )
     reward = runtime.spawn("reward", RewardRole, config=cfg.reward, tokenizer=tokenizer)
     results: dict[str, dict[str, float]] = {}
@@ -91,6 +92,7 @@ def evaluate_model(
             result = evaluate(
                 rollout, reward, [encoded.token_ids[r.index] for r in records], [r.answer for r in records],
                 max_new_tokens=budget, k=k, temperature=temperature, samples=cfg.logging.eval_samples,
+                stop=cfg.rollout.stop,
             )
             observability.print_samples(0, result.samples)
             if result.warning:

@@ -13,12 +13,13 @@ import torch
 from asyppo import checkpoint
 from asyppo.config.schema import RolloutConfig
 from asyppo.generation import GenerationOutput, Generator, HFGenerator, SamplingParams
-from asyppo.models import load_actor, resolve_dtype
+from asyppo.models import load_actor, load_tokenizer, resolve_dtype
 from asyppo.models.actor import actor_skeleton
 from asyppo.runtime.weights import WeightsHandle, open_weights
 from asyppo.trainer.experience import rollout_buffer
 from asyppo.trainer.roles.actor import policy_outputs
 from asyppo.trainer.roles.microbatch import packed_outputs
+from transformers import PreTrainedTokenizerBase
 
 
 def build_generator(
@@ -32,10 +33,12 @@ def build_generator(
     pad_token_id: int,
     seed: int,
     weights_from_actor: bool = False,
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> Generator:
     """The generator named by ``config.engine`` for the model at ``model_path``, with the actor's
     dtype. With ``weights_from_actor`` the HF generator's model is built without weights
-    (``models.actor_skeleton``): they come with the first ``sync_weights``."""
+    (``models.actor_skeleton``): they come with the first ``sync_weights``. ``tokenizer`` lets the
+    HF generator read responses for stop strings (vLLM has its own)."""
     if config.engine == "vllm":
         from asyppo.generation.vllm import VLLMGenerator
 
@@ -52,6 +55,7 @@ def build_generator(
         pad_token_id=pad_token_id,
         batch_size=config.batch_size,
         static_cache=config.static_cache,
+        tokenizer=tokenizer,
     )
 
 
@@ -69,6 +73,9 @@ class RolloutRole:
     generated batch comes back with the log-probs of its tokens under the weights that sampled it,
     ``softmax(logits / temperature)`` as the actor computes them (``actor.policy_outputs``, in
     micro-batches of ``micro_batch_tokens``), unless the generator returned its own.
+
+    ``tokenizer`` reads the responses for stop strings (``rollout.stop``); None: the one saved with
+    the model at ``model_path``, loaded only when ``rollout.stop`` is set.
     """
 
     def __init__(
@@ -85,10 +92,14 @@ class RolloutRole:
         behavior_log_probs: bool = False,
         micro_batch_tokens: int = 8192,
         weights_from_actor: bool = False,
+        tokenizer: PreTrainedTokenizerBase | None = None,
     ) -> None:
+        if tokenizer is None and config.stop:
+            tokenizer = load_tokenizer(model_path)
         self.generator = build_generator(
             config, model_path, device=device, dtype=dtype, attn_implementation=attn_implementation,
             eos_token_id=eos_token_id, pad_token_id=pad_token_id, seed=seed, weights_from_actor=weights_from_actor,
+            tokenizer=tokenizer,
         )
         self.device = device
         self.dtype = resolve_dtype(dtype)
