@@ -71,3 +71,29 @@ class Rendezvous:
 class FailsToStart:
     def __init__(self) -> None:
         raise ValueError("bad model directory /nowhere")
+
+
+class Scorer:
+    """A stand-in for a model role: scores each response token of a batch, and records calls."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+        self.seen: list[str] = []
+
+    def scores(self, batch: Any, scale: float) -> np.ndarray:
+        """float32 ``[T]``: token id x ``scale``, a function of the token alone (so any split gives
+        the same packed result)."""
+        self.seen.append(f"scores:{len(batch)}")
+        return batch.response_ids.astype(np.float32) * scale
+
+    def whoami(self) -> int:
+        self.seen.append("whoami")
+        return self.rank
+
+    def calls(self) -> list[str]:
+        return self.seen
+
+    def fail_on(self, rank: int) -> int:
+        if rank == self.rank:
+            raise RuntimeError(f"worker {rank} failed")
+        return self.rank

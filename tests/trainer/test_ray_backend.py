@@ -12,6 +12,7 @@ ray = pytest.importorskip("ray")
 
 from asyppo.config import load_train_config
 from asyppo.trainer import Trainer
+from test_data_parallel import different_metrics
 from test_local_backend import run, same_metrics
 from trainer_assets import Assets
 
@@ -45,3 +46,13 @@ def test_a_run_on_ray_finishes_with_a_checkpoint_and_an_export(assets: Assets, t
         trainer.close()
     assert result.steps == 2 and result.checkpoint is not None and result.export is not None
     assert (result.export / "config.json").is_file()
+
+
+def test_data_parallel_workers_on_ray_make_one_workers_updates(assets: Assets, tmp_path: Path) -> None:
+    common = ["trainer.steps=2", "algo.name=asyppo"]
+    inline = run(assets.overrides(tmp_path / "inline", *common, "runtime.backend=inline"), steps=2)
+    workers = ["runtime.backend=ray", "actor.replicas=2", "critic.replicas=2"]
+    on_ray = run(assets.overrides(tmp_path / "ray", *common, *workers), steps=2)
+    for step, (a, b) in enumerate(zip(inline, on_ray, strict=True), start=1):
+        assert different_metrics(a, b) == [], f"step {step}"
+    assert "perf/peak_rss_mb_actor.rank1" in on_ray[-1]  # the second actor worker is a process of its own

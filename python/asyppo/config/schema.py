@@ -69,6 +69,13 @@ class ActorConfig(ModelConfig):
 
     path: str | None = Field("builtin:toy-actor", description="HF causal-LM directory or builtin:toy-actor.")
     optim: ActorOptimConfig = Field(default_factory=ActorOptimConfig, description="Actor optimizer.")
+    replicas: int = Field(
+        1,
+        ge=1,
+        description="Data-parallel workers of the actor (torch.distributed: gloo on CPU, NCCL on CUDA), each "
+        "a process with its share of every batch, balanced on tokens; their gradients are summed, so N "
+        "workers make the update one makes. Needs runtime.backend local or ray (docs/trainer.md).",
+    )
 
 
 class CriticConfig(ModelConfig):
@@ -90,6 +97,9 @@ class CriticConfig(ModelConfig):
     )
     warmup_steps: int = Field(
         0, ge=0, description="Training steps in which only the critics update (the actor waits)."
+    )
+    replicas: int = Field(
+        1, ge=1, description="Data-parallel workers of each critic, as actor.replicas (docs/trainer.md)."
     )
 
 
@@ -347,6 +357,17 @@ class TrainConfig(Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @model_validator(mode="after")
+    def _replicas_need_processes(self) -> TrainConfig:
+        """Data-parallel workers are processes: the inline backend has one."""
+        for key, replicas in (("actor.replicas", self.actor.replicas), ("critic.replicas", self.critic.replicas)):
+            if replicas > 1 and self.runtime.backend == "inline":
+                raise ValueError(
+                    f"{key}: {replicas} data-parallel workers need a process each; runtime.backend inline runs "
+                    "every role in the trainer's process: set runtime.backend=local (or ray)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _no_toy_eval_beside_other_training_data(self) -> TrainConfig:

@@ -6,8 +6,10 @@ file and line) and tokenizers compared before any model weight is loaded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ from asyppo.models.gguf import PREFIX as GGUF_PREFIX
 from asyppo.models.gguf import resolve_gguf
 from asyppo.runtime import RayPlan, RayRuntime, RoleHandle, RoleResources, Runtime, make_runtime
 from asyppo.runtime.allocator import release_freed_memory
+from asyppo.runtime.replicas import ReplicaGroup, worker_name
 from asyppo.trainer.roles.actor import ActorRole
 from asyppo.trainer.roles.critic import CriticRole
 from asyppo.trainer.roles.reward import RewardRole
@@ -114,9 +117,38 @@ def optimizer_steps_per_train_step(cfg: TrainConfig) -> int:
     return cfg.trainer.ppo_epochs * -(-batch // size)
 
 
+#: How a data-parallel group of each trained role routes its methods (``runtime.replicas``).
+ACTOR_ROUTES = {"split": frozenset({"log_probs"}), "primary": frozenset({"save", "publish_weights", "export_hf"})}
+CRITIC_ROUTES = {"split": frozenset({"values"}), "primary": frozenset({"save"})}
+
+
+def replicas_of(cfg: TrainConfig, role: str) -> int:
+    """Data-parallel workers of ``role``: ``actor.replicas``, ``critic.replicas`` for each critic, else 1."""
+    if role == "actor":
+        return cfg.actor.replicas
+    return cfg.critic.replicas if role.startswith("critic") else 1
+
+
+def workers_of(cfg: TrainConfig, role: str) -> list[str]:
+    """The runtime names of ``role``'s processes: the role's own, or one per data-parallel worker."""
+    n = replicas_of(cfg, role)
+    return [role] if n == 1 else [worker_name(role, rank) for rank in range(n)]
+
+
+def worker_device(device: str, rank: int, backend: str) -> str:
+    """Data-parallel worker ``rank``'s device: on the ``local`` backend, the rank-th GPU from the
+    role's (``cuda:k`` -> ``cuda:k+rank``); Ray gives each worker a GPU of its own, which it sees
+    as the role's device; a CPU stays a CPU."""
+    if backend == "ray" or not device.startswith("cuda"):
+        return device
+    index = int(device.partition(":")[2] or 0)
+    return f"cuda:{index + rank}"
+
+
 def ray_plan(cfg: TrainConfig, threads: dict[str, int | None], nice: dict[str, int]) -> RayPlan:
-    """The ``ray`` backend's plan: the roles :func:`build_roles` spawns, each reserving a CPU per
-    torch thread and, on a CUDA device, a GPU (Ray then shows it the role as ``cuda:0``)."""
+    """The ``ray`` backend's plan: the processes :func:`build_roles` spawns (a role's data-parallel
+    workers each), each reserving a CPU per torch thread and, on a CUDA device, a GPU (Ray then
+    shows it the role as ``cuda:0``)."""
     rt = cfg.runtime
     actor = rt.device_of("actor", cfg.actor.device)
     devices = {"reward": "cpu", "actor": actor}
@@ -126,12 +158,13 @@ def ray_plan(cfg: TrainConfig, threads: dict[str, int | None], nice: dict[str, i
         devices.update({f"critic{m}": rt.device_of(f"critic{m}", cfg.critic.device) for m in range(cfg.critic.count)})
     devices["rollout"] = rt.device_of("rollout", actor)
     roles = {
-        name: RoleResources(num_cpus=float(threads.get(name) or 1), num_gpus=1.0 if device.startswith("cuda") else 0.0)
+        worker: RoleResources(num_cpus=float(threads.get(worker) or 1), num_gpus=1.0 if device.startswith("cuda") else 0.0)
         for name, device in devices.items()
+        for worker in workers_of(cfg, name)
     }
     return RayPlan(
         roles=roles,
-        colocate=(("actor", "rollout"),) if rt.colocate_actor_rollout else (),
+        colocate=((workers_of(cfg, "actor")[0], "rollout"),) if rt.colocate_actor_rollout else (),
         strategy=rt.placement_strategy,
         address=rt.address,
         cpu_threads={name: threads.get(name) for name in roles},
@@ -149,13 +182,13 @@ def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path
     """
     torch.manual_seed(cfg.trainer.seed)
     runtime_cfg = cfg.runtime
-    roles_threads = {name: runtime_cfg.threads_of(name) for name in ("actor", "rollout", "reference", "reward")}
-    roles_threads.update({f"critic{m}": runtime_cfg.threads_of(f"critic{m}") for m in range(cfg.critic.count)})
-    nice = {name: runtime_cfg.nice_of(name) for name in roles_threads}
+    role_names = ["actor", "rollout", "reference", "reward", *(f"critic{m}" for m in range(cfg.critic.count))]
+    roles_threads = {w: runtime_cfg.threads_of(name) for name in role_names for w in workers_of(cfg, name)}
+    nice = {w: runtime_cfg.nice_of(name) for name in role_names for w in workers_of(cfg, name)}
     plan = ray_plan(cfg, roles_threads, nice) if runtime_cfg.backend == "ray" else None
     runtime = make_runtime(runtime_cfg.backend, cpu_threads=roles_threads, nice=nice, ray_plan=plan)
     try:
-        if isinstance(runtime, RayRuntime) and runtime.node_of("actor") != runtime.node_of("rollout"):
+        if isinstance(runtime, RayRuntime) and runtime.node_of(workers_of(cfg, "actor")[0]) != runtime.node_of("rollout"):
             raise ValueError(
                 "runtime: the ray backend placed the actor and the rollout on different nodes, which the "
                 "published weights cannot cross (shared memory / CUDA IPC): set "
@@ -190,7 +223,17 @@ def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokeni
             check_critic_vocabulary(tokenizer, critic_path)
     reward = runtime.spawn("reward", RewardRole, config=cfg.reward, tokenizer=tokenizer)
     live = cfg.rollout.max_staleness == 0 and cfg.rollout.engine == "hf"
-    actor = runtime.spawn("actor", ActorRole, weights_sharing="live" if live else "snapshot", **actor_kwargs)
+    actor = _spawn_workers(
+        cfg, runtime, "actor", ActorRole, ACTOR_ROUTES,
+        # Rank 0 publishes the weights for the rollout (the workers' weights are equal).
+        lambda rank: {
+            **actor_kwargs,
+            "model": actor_kwargs["model"].model_copy(
+                update={"device": worker_device(actor_device, rank, runtime_cfg.backend)}
+            ),
+            "weights_sharing": ("live" if live else "snapshot") if rank == 0 else None,
+        },
+    )
     reference = None
     if cfg.algo.kl_coef > 0:
         reference_model = cfg.actor.model_copy(update={
@@ -200,19 +243,21 @@ def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokeni
     critics = []
     if cfg.algo.uses_critic:
         for m in range(cfg.critic.count):
-            critics.append(
-                runtime.spawn(
-                    f"critic{m}",
-                    CriticRole,
-                    model=cfg.critic.model_copy(update={"device": runtime_cfg.device_of(f"critic{m}", cfg.critic.device)}),
-                    model_path=critic_path,
-                    ppo_epochs=cfg.trainer.ppo_epochs,
-                    total_optimizer_steps=cfg.trainer.steps * cfg.trainer.ppo_epochs,
-                    index=m,
-                    seed=cfg.trainer.seed + 1000 * (m + 1),
-                    **common,
-                )
+            device = runtime_cfg.device_of(f"critic{m}", cfg.critic.device)
+            critic_kwargs = dict(
+                model_path=critic_path,
+                ppo_epochs=cfg.trainer.ppo_epochs,
+                total_optimizer_steps=cfg.trainer.steps * cfg.trainer.ppo_epochs,
+                index=m,
+                seed=cfg.trainer.seed + 1000 * (m + 1),
+                **common,
             )
+            critics.append(_spawn_workers(
+                cfg, runtime, f"critic{m}", CriticRole, CRITIC_ROUTES,
+                lambda rank, device=device, kw=critic_kwargs: {
+                    **kw, "model": cfg.critic.model_copy(update={"device": worker_device(device, rank, runtime_cfg.backend)})
+                },
+            ))
     rollout = runtime.spawn(
         "rollout",
         RolloutRole,
@@ -221,6 +266,7 @@ def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokeni
         device=runtime_cfg.device_of("rollout", actor_device),
         dtype=cfg.actor.dtype,
         attn_implementation=cfg.actor.attn_implementation,
+        tokenizer=tokenizer,  # reads responses for rollout.stop (actor.tokenizer may be another directory)
         eos_token_id=stop_token_ids(tokenizer, actor_path),
         pad_token_id=int(tokenizer.pad_token_id),
         seed=cfg.trainer.seed,
@@ -229,5 +275,25 @@ def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokeni
         micro_batch_tokens=cfg.trainer.micro_batch_tokens,
     )
     runtime.wait_ready()
+    for group in [actor, *critics]:
+        if isinstance(group, ReplicaGroup):
+            group.connect()
     reward.call("wait_ready").result()  # a user reward that cannot be imported fails here, not at step 1
     return Roles(runtime, rollout, actor, critics, reward, reference)
+
+
+def _spawn_workers(
+    cfg: TrainConfig,
+    runtime: Runtime,
+    role: str,
+    role_cls: type,
+    routes: dict[str, frozenset[str]],
+    kwargs_of: Callable[[int], dict[str, Any]],
+) -> RoleHandle:
+    """``role`` as one process, or as a :class:`ReplicaGroup` of data-parallel workers (connected
+    once every role is built); worker ``rank`` is built with ``kwargs_of(rank)``."""
+    names = workers_of(cfg, role)
+    if len(names) == 1:
+        return runtime.spawn(role, role_cls, **kwargs_of(0))
+    workers = [runtime.spawn(name, role_cls, **kwargs_of(rank)) for rank, name in enumerate(names)]
+    return ReplicaGroup(role, workers, **routes)

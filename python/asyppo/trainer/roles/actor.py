@@ -27,6 +27,7 @@ from asyppo.models import load_actor
 from asyppo.runtime.weights import SharingMode, WeightPublisher, WeightsHandle
 from asyppo.trainer.model_input import ModelInput, micro_batches, model_input
 from asyppo.trainer.optim import build_optimizer, clip_and_step, update_metrics
+from asyppo.trainer.roles.data_parallel import DataParallel
 from asyppo.trainer.roles.microbatch import packed_outputs
 from asyppo.trainer.roles.trainable import TrainableRole
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -50,6 +51,10 @@ def policy_outputs(
     if with_entropy:
         return token_log_probs_and_entropy(logits, x.labels, temperature=temperature)
     return token_log_probs(logits, x.labels, temperature=temperature), None
+
+
+#: Key of the tokens a worker's metric sums are weighted by (summed over data-parallel workers).
+TOKENS = "__tokens__"
 
 
 class ActorRole(TrainableRole):
@@ -97,6 +102,7 @@ class ActorRole(TrainableRole):
         else:
             self.model.requires_grad_(False)
         self.publisher = WeightPublisher(self.model, mode=weights_sharing) if weights_sharing else None
+        self.data_parallel = DataParallel()
 
     @torch.no_grad()
     def log_probs(self, batch: TrajectoryBuffer) -> np.ndarray:
@@ -118,7 +124,9 @@ class ActorRole(TrainableRole):
         ``ref_log_probs`` (float32 ``[T]``). Each mini-batch's micro-batches
         (:func:`micro_batches`: each model input within ``micro_batch_tokens``) accumulate
         gradients with the loss normalised by the mini-batch's global counts (``LossNormalizer``),
-        so the gradient does not depend on the micro-batch split (docs/algorithm.md, step 8).
+        so the gradient does not depend on the micro-batch split (docs/algorithm.md, step 8). As
+        one of N data-parallel workers it runs its token-balanced share of each mini-batch and the
+        workers' gradients are summed before the step (``roles.data_parallel``): the same update.
         Returns token-weighted means of the loss metrics, the mean mini-batch loss,
         ``actor/grad_norm`` (of the applied updates), ``actor/skipped_updates`` (non-finite ones,
         ``optim.clip_and_step``), ``actor/lr``, ``actor/optimizer_steps`` and
@@ -130,7 +138,6 @@ class ActorRole(TrainableRole):
         n = len(batch)
         size = self.mini_batch_size or n
         sums: dict[str, float] = defaultdict(float)
-        weight = loss_total = 0.0
         grad_norms = []
         with_entropy = self.algo.entropy_coef > 0
         for _ in range(self.ppo_epochs):
@@ -143,7 +150,8 @@ class ActorRole(TrainableRole):
                     global_sequences=max(1, int((mini.response_lengths > 0).sum())),
                     constant=self.algo.loss_agg_constant or float(self.max_response_length),
                 )
-                for micro in map(mini.select, micro_batches(mini, self.micro_batch_tokens)):
+                mine = self.data_parallel.share(mini)
+                for micro in map(mine.select, micro_batches(mine, self.micro_batch_tokens)):
                     x = model_input(micro, self.pad_token_id, self.device)
                     log_probs, entropy = policy_outputs(
                         self.model, x, temperature=self.temperature, with_entropy=with_entropy
@@ -161,16 +169,17 @@ class ActorRole(TrainableRole):
                     )
                     loss, metrics = compute_policy_loss(inputs, self.algo, normalizer=normalizer)
                     loss.backward()
-                    # actor/loss is this micro-batch's share of the mini-batch loss: it adds up.
+                    # actor/loss is this micro-batch's share of the mini-batch loss: it adds up;
+                    # the other metrics are token-weighted means.
                     tokens = float(micro.n_tokens)
                     for key, value in metrics.items():
-                        if key == "actor/loss":
-                            loss_total += value
-                        else:
-                            sums[key] += value * tokens
-                    weight += tokens
+                        sums[key] += value if key == "actor/loss" else value * tokens
+                    sums[TOKENS] += tokens
+                self.data_parallel.sum_gradients(self.params)
                 grad_norms.append(clip_and_step(self.params, self.optimizer, self.scheduler, self.grad_clip))
-        result = {key: value / max(weight, 1.0) for key, value in sums.items()}
+        totals = self.data_parallel.sum_over_workers(dict(sums))
+        weight, loss_total = max(totals.pop(TOKENS, 0.0), 1.0), totals.pop("actor/loss", 0.0)
+        result = {key: value / weight for key, value in totals.items()}
         result["actor/loss"] = loss_total / len(grad_norms)
         result.update(update_metrics("actor", grad_norms))  # grad_norm of applied updates, skipped ones
         result["actor/lr"] = float(self.scheduler.get_last_lr()[0])
@@ -202,3 +211,4 @@ class ActorRole(TrainableRole):
     def close(self) -> None:
         if self.publisher is not None:
             self.publisher.close()
+        super().close()

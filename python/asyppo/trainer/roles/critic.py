@@ -17,6 +17,7 @@ from asyppo.engine import TrajectoryBuffer
 from asyppo.models import ValueModel, load_critic
 from asyppo.trainer.model_input import ModelInput, micro_batches, model_input
 from asyppo.trainer.optim import build_optimizer, clip_and_step, update_metrics
+from asyppo.trainer.roles.data_parallel import DataParallel
 from asyppo.trainer.roles.microbatch import packed_outputs
 from asyppo.trainer.roles.trainable import TrainableRole
 
@@ -65,6 +66,7 @@ class CriticRole(TrainableRole):
         self.grad_clip = model.optim.grad_clip
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer, self.scheduler = build_optimizer(self.params, model.optim, total_optimizer_steps)
+        self.data_parallel = DataParallel()
 
     @torch.no_grad()
     def values(self, batch: TrajectoryBuffer) -> np.ndarray:
@@ -87,7 +89,10 @@ class CriticRole(TrainableRole):
         critic's, the old values of a clipped value loss). Metrics are prefixed ``critic{m}/``:
         loss, explained variance of the returns by the old values, grad norm and skipped
         (non-finite) updates; and
-        ``time/critic{m}_update`` (seconds in this role).
+        ``time/critic{m}_update`` (seconds in this role). As one of N data-parallel workers it
+        regresses on its token-balanced share of the shard, the loss normalised by the whole
+        shard's tokens, and the workers' gradients are summed before each step
+        (``roles.data_parallel``): the same update.
         """
         if shard.n_tokens == 0:
             return {}
@@ -99,8 +104,9 @@ class CriticRole(TrainableRole):
             "token-mean", global_tokens=shard.n_tokens, global_sequences=max(1, len(shard))
         )
         grad_norms = []
+        mine = self.data_parallel.share(shard)
         for _ in range(self.ppo_epochs):
-            for micro in map(shard.select, micro_batches(shard, self.micro_batch_tokens)):
+            for micro in map(mine.select, micro_batches(mine, self.micro_batch_tokens)):
                 x = model_input(micro, self.pad_token_id, self.device)
                 values = response_values(self.model, x)
                 loss, step_metrics = compute_value_loss(
@@ -116,7 +122,9 @@ class CriticRole(TrainableRole):
                 for key, value in step_metrics.items():
                     weight = 1.0 if key.endswith("/loss") else micro.n_tokens / shard.n_tokens
                     metrics[key.replace("critic/", f"{self.name}/")] += value * weight / self.ppo_epochs
+            self.data_parallel.sum_gradients(self.params)
             grad_norms.append(clip_and_step(self.params, self.optimizer, self.scheduler, self.grad_clip))
+        metrics = self.data_parallel.sum_over_workers(dict(metrics))
         # 1 - Var(R - V) / Var(R), in float64; undefined (logged as 0) when the returns are constant
         # up to float32 rounding noise, which would otherwise blow the metric up to -1e14.
         variance = float(np.var(returns, dtype=np.float64))
