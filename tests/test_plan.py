@@ -91,6 +91,14 @@ def test_zero3_divides_the_actor_state_by_dp() -> None:
     assert stage1["critic0"].optimizer == -(-base["critic0"].params * 4 // 4)
 
 
+def test_the_configs_zero_stage_and_replicas_are_planned_when_not_given() -> None:
+    cfg = load_train_config(PAPER_8B, ["actor.zero_stage=3", "actor.replicas=4", "runtime.backend=local"])
+    from_config = {r.role: r for r in plan_memory(cfg, prompt_tokens=512).roles}
+    given = {r.role: r for r in plan_memory(load_train_config(PAPER_8B, []), zero_stage=3, dp=4, prompt_tokens=512).roles}
+    assert from_config["actor"] == given["actor"]
+    assert from_config["critic0"] == {r.role: r for r in plan_memory(cfg, prompt_tokens=512, dp=1).roles}["critic0"]
+
+
 def test_kv_cache_by_hand() -> None:
     arch = Architecture.from_hf(Qwen3Config(**QWEN3))
     # 2 (K and V) x 3 layers x 2 kv heads x 16 head_dim x 2 bytes x 100 positions x 8 sequences

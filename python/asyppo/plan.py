@@ -22,10 +22,9 @@ Everything is an estimate of *tensor* memory; ``docs/planning.md`` states every 
   ``"mixed"`` is mixed-precision AdamW as DeepSpeed / Megatron keep it: two fp32 moments plus an fp32
   master copy of the weights when the dtype is not fp32 (12 B/param in bf16, 8 in fp32).
 * **ZeRO** stage ``s`` over ``dp`` data-parallel workers divides by ``dp``: stage 1 the optimizer
-  states, stage 2 also the gradients, stage 3 also the weights. The config has no ZeRO key yet and the
-  trainer no data parallelism (DeepSpeed is not wired in): ``--zero-stage`` / ``--dp`` plan for it.
-  An ``actor.zero_stage`` / ``critic.zero_stage`` key, once the schema has one, is read when the
-  argument is not given.
+  states, stage 2 also the gradients, stage 3 also the weights. ``actor.zero_stage`` /
+  ``critic.zero_stage`` and ``actor.replicas`` / ``critic.replicas`` are read when ``--zero-stage``
+  / ``--dp`` are not given; each row is then one of the role's workers.
 * **Activations** of one micro-batch of ``cells`` = ``min(trainer.micro_batch_tokens, sequences x
   (P + R))`` padded positions (P prompt tokens, R = ``rollout.max_new_tokens``), saved for backward:
   per cell and layer ``6 h + 5 q + 5 kv + 4 i`` values (h hidden, q = heads x head_dim, kv =
@@ -334,14 +333,18 @@ def _system_ram() -> float | None:
 
 
 def _zero_stage(section: Any, given: int | None) -> int:
-    return int(given if given is not None else getattr(section, "zero_stage", None) or 0)
+    return int(given if given is not None else section.zero_stage or 0)
+
+
+def _workers(section: Any, given: int | None) -> int:
+    return int(given if given is not None else section.replicas)
 
 
 def plan_memory(
     cfg: TrainConfig,
     *,
     zero_stage: int | None = None,
-    dp: int = 1,
+    dp: int | None = None,
     gpu_memory_gb: float = 80.0,
     prompt_tokens: int | None = None,
     model_configs: dict[str, str] | None = None,
@@ -351,8 +354,8 @@ def plan_memory(
 
     Args:
         zero_stage: ZeRO stage of the trained models (actor and critics); None: their config's
-            ``zero_stage`` key if the schema has one, else 0.
-        dp: data-parallel workers the ZeRO shards are spread over.
+            ``zero_stage``, else 0.
+        dp: data-parallel workers the ZeRO shards are spread over; None: their config's ``replicas``.
         gpu_memory_gb: memory of each GPU (GiB); CPU devices are compared with this machine's RAM.
         prompt_tokens: P; None: ``data.max_prompt_tokens``, else :data:`DEFAULT_PROMPT_TOKENS`
             (capped by the actor's context minus R).
@@ -391,7 +394,8 @@ def plan_memory(
     actor_device = rt.device_of("actor", cfg.actor.device)
     dt = cfg.actor.dtype
     stage = _zero_stage(cfg.actor, zero_stage)
-    w_div, g_div, o_div = zero_divisors(stage, dp)
+    actor_dp = _workers(cfg.actor, dp)
+    w_div, g_div, o_div = zero_divisors(stage, actor_dp)
     n_actor = actor_arch.causal_lm_parameters()
     mini = cfg.trainer.mini_batch_size or batch
     cells, rows = micro(mini)
@@ -432,7 +436,7 @@ def plan_memory(
         n_critic = critic_arch.critic_parameters()
         cdt = c.dtype
         cstage = _zero_stage(c, zero_stage)
-        cw, cg, co = zero_divisors(cstage, dp)
+        cw, cg, co = zero_divisors(cstage, _workers(c, dp))
         shard = max(1, -(-batch // c.count)) if c.data != "shared" else batch
         ccells, crows = micro(shard)
         for m in range(c.count):
@@ -483,7 +487,7 @@ def plan_memory(
         f"optimizer states: {optim_states} ("
         + ("torch AdamW as this trainer runs it: 2 moments in the parameter dtype"
            if optim_states == "trainer" else "2 fp32 moments + an fp32 master copy when not fp32")
-        + f"); ZeRO stage {stage} (actor) over dp = {dp}"
+        + f"); ZeRO stage {stage} (actor) over dp = {actor_dp}"
     )
     assumptions.append("not counted: CUDA context / Python+torch baseline per process (~0.5-1 GB), fragmentation")
     return Plan(roles=roles, device_memory=memory, assumptions=assumptions, sources=sources)
@@ -543,7 +547,8 @@ def add_parser(commands: Any) -> None:
     plan.add_argument("--config", help="YAML config file (see configs/)")
     plan.add_argument("--zero-stage", type=int, choices=[0, 1, 2, 3], default=None,
                       help="ZeRO stage of the trained models (default: the config's, else 0)")
-    plan.add_argument("--dp", type=int, default=1, help="data-parallel workers ZeRO shards over (default 1)")
+    plan.add_argument("--dp", type=int, default=None,
+                      help="data-parallel workers ZeRO shards over (default: actor.replicas / critic.replicas)")
     plan.add_argument("--gpu-memory-gb", type=float, default=80.0, help="memory of each GPU, GiB (default 80)")
     plan.add_argument("--prompt-tokens", type=int, default=None,
                       help=f"prompt length P (default: data.max_prompt_tokens, else {DEFAULT_PROMPT_TOKENS})")

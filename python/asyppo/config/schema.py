@@ -76,6 +76,16 @@ class ActorConfig(ModelConfig):
         "a process with its share of every batch, balanced on tokens; their gradients are summed, so N "
         "workers make the update one makes. Needs runtime.backend local or ray (docs/trainer.md).",
     )
+    zero_stage: Literal[0, 1, 2, 3] | None = Field(
+        None,
+        description="DeepSpeed ZeRO for the actor's workers (pip install 'asyppo[deepspeed]'): 1 partitions the "
+        "optimizer states over actor.replicas workers, 2 also the gradients, 3 also the weights; 0 is "
+        "DeepSpeed's plain data parallelism; null: no DeepSpeed. Needs runtime.backend local or ray "
+        "(docs/trainer.md).",
+    )
+    offload_optimizer: bool = Field(
+        False, description="With zero_stage: keep the optimizer states in CPU memory (ZeRO-Offload)."
+    )
 
 
 class CriticConfig(ModelConfig):
@@ -100,6 +110,12 @@ class CriticConfig(ModelConfig):
     )
     replicas: int = Field(
         1, ge=1, description="Data-parallel workers of each critic, as actor.replicas (docs/trainer.md)."
+    )
+    zero_stage: Literal[0, 1, 2, 3] | None = Field(
+        None, description="DeepSpeed ZeRO for each critic's workers, as actor.zero_stage (docs/trainer.md)."
+    )
+    offload_optimizer: bool = Field(
+        False, description="With zero_stage: keep the optimizer states in CPU memory (ZeRO-Offload)."
     )
 
 
@@ -360,12 +376,22 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _replicas_need_processes(self) -> TrainConfig:
-        """Data-parallel workers are processes: the inline backend has one."""
-        for key, replicas in (("actor.replicas", self.actor.replicas), ("critic.replicas", self.critic.replicas)):
-            if replicas > 1 and self.runtime.backend == "inline":
+        """Data-parallel workers (and DeepSpeed's process group) are processes: the inline backend
+        has one."""
+        if self.runtime.backend != "inline":
+            return self
+        for role in ("actor", "critic"):
+            section = getattr(self, role)
+            if section.replicas > 1:
                 raise ValueError(
-                    f"{key}: {replicas} data-parallel workers need a process each; runtime.backend inline runs "
-                    "every role in the trainer's process: set runtime.backend=local (or ray)"
+                    f"{role}.replicas: {section.replicas} data-parallel workers need a process each; runtime.backend "
+                    "inline runs every role in the trainer's process: set runtime.backend=local (or ray)"
+                )
+            if section.zero_stage is not None:
+                raise ValueError(
+                    f"{role}.zero_stage: DeepSpeed runs the role in a process group of its own workers; "
+                    "runtime.backend inline runs every role in the trainer's process: set runtime.backend=local "
+                    "(or ray)"
                 )
         return self
 

@@ -2,18 +2,17 @@
 
 The workers are N roles of one class placed by any process-per-role runtime (``local``, ``ray``),
 named ``<role>.rank<r>`` (:func:`worker_name`). :meth:`ReplicaGroup.connect` makes them one
-``torch.distributed`` group (rank 0 hosts the rendezvous). A call then goes to the workers in one
-of three ways, named when the group is made:
+``torch.distributed`` group (rank 0 hosts the rendezvous). Every call goes to every worker (under
+ZeRO each takes part in collectives), in one of two ways named when the group is made:
 
 * **split** (the no-grad passes: ``log_probs``, ``values``): the batch (first argument, a
-  :class:`~asyppo.engine.TrajectoryBuffer`) is cut into token-balanced shares
-  (:func:`~asyppo.engine.balanced_partition` on the sequences' token counts), each worker gets its
-  share, and the packed ``[T]`` results are put back in the batch's token order;
-* **primary** (what one worker does for all, their states being equal: ``save``,
-  ``publish_weights``, ``export_hf``): rank 0 alone;
-* otherwise (``update``, ``load``, ...): every worker gets the same call (an update hands each
-  worker the whole batch; each takes its share of every mini-batch, ``trainer.roles.data_parallel``)
-  and rank 0's result is the call's.
+  :class:`~asyppo.engine.TrajectoryBuffer`) is cut into token-balanced shares (:func:`shares`),
+  each worker gets its share (maybe empty), and the packed ``[T]`` results are put back in the
+  batch's token order;
+* otherwise (``update``, ``save``, ``publish_weights``, ...): every worker gets the same call (an
+  update hands each worker the whole batch; each takes its share of every mini-batch,
+  ``trainer.roles.data_parallel``; what one worker does for all, such as writing a checkpoint, rank
+  0 does) and rank 0's result is the call's.
 
 The call's future fails as soon as one worker's call fails (its :class:`RoleError` names the
 worker): the others may be blocked in a collective waiting for it, and the trainer stops the run.
@@ -53,14 +52,12 @@ class ReplicaGroup:
         workers: Sequence[RoleHandle],
         *,
         split: frozenset[str] = frozenset(),
-        primary: frozenset[str] = frozenset(),
     ) -> None:
-        if len(workers) < 2:
-            raise ValueError(f"{name}: a replica group needs at least 2 workers, got {len(workers)}")
+        if not workers:
+            raise ValueError(f"{name}: a replica group needs workers")
         self.name = name
         self.workers = list(workers)
         self.split = split
-        self.primary = primary
 
     def connect(self) -> None:
         """Make the workers one ``torch.distributed`` group (blocks until every worker joined)."""
@@ -69,16 +66,13 @@ class ReplicaGroup:
         gather([w.call("join_data_parallel", address, rank, n) for rank, w in enumerate(self.workers)])
 
     def call(self, method: str, /, *args: Any, **kwargs: Any) -> Future[Any]:
-        if method in self.primary:
-            return self.workers[0].call(method, *args, **kwargs)
         if method in self.split:
             return self._split_call(method, *args, **kwargs)
         return _joined([w.call(method, *args, **kwargs) for w in self.workers], lambda results: results[0])
 
     def _split_call(self, method: str, batch: TrajectoryBuffer, /, *args: Any, **kwargs: Any) -> Future[Any]:
         parts = shares(batch, len(self.workers))
-        calls = [w.call(method, batch.select(part), *args, **kwargs) for w, part in zip(self.workers, parts) if len(part)]
-        parts = [part for part in parts if len(part)]
+        calls = [w.call(method, batch.select(part), *args, **kwargs) for w, part in zip(self.workers, parts)]
 
         def in_token_order(results: list[np.ndarray]) -> np.ndarray:
             out = np.empty(batch.n_tokens, dtype=results[0].dtype if results else np.float32)

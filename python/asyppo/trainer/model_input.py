@@ -84,6 +84,15 @@ def model_input(batch: TrajectoryBuffer, pad_token_id: int, device: torch.device
     )
 
 
+def placeholder_input(pad_token_id: int, device: torch.device | str = "cpu") -> ModelInput:
+    """One sequence of a one-token prompt and a one-token response, both ``pad_token_id``: the
+    input of a pass whose output is unused, run by a data-parallel worker with nothing left to do
+    while the others still run collective forward passes (ZeRO)."""
+    placeholder = TrajectoryBuffer()
+    placeholder.append([pad_token_id], [pad_token_id], group_id=0, reward=0.0)
+    return model_input(placeholder, pad_token_id, device)
+
+
 def micro_batches(batch: TrajectoryBuffer, max_tokens: int) -> list[np.ndarray]:
     """Sequence indices of ``batch``'s micro-batches: each one's :func:`model_input` is
     ``[B, P + R]`` with ``B * (P + R) <= max_tokens`` (longest prompt P, longest response R)

@@ -117,9 +117,9 @@ def optimizer_steps_per_train_step(cfg: TrainConfig) -> int:
     return cfg.trainer.ppo_epochs * -(-batch // size)
 
 
-#: How a data-parallel group of each trained role routes its methods (``runtime.replicas``).
-ACTOR_ROUTES = {"split": frozenset({"log_probs"}), "primary": frozenset({"save", "publish_weights", "export_hf"})}
-CRITIC_ROUTES = {"split": frozenset({"values"}), "primary": frozenset({"save"})}
+#: The methods of each trained role that a data-parallel group splits by batch (``runtime.replicas``).
+ACTOR_SPLIT = frozenset({"log_probs"})
+CRITIC_SPLIT = frozenset({"values"})
 
 
 def replicas_of(cfg: TrainConfig, role: str) -> int:
@@ -129,10 +129,18 @@ def replicas_of(cfg: TrainConfig, role: str) -> int:
     return cfg.critic.replicas if role.startswith("critic") else 1
 
 
+def in_group(cfg: TrainConfig, role: str) -> bool:
+    """Whether ``role`` runs as a data-parallel group: several workers, or any number under ZeRO
+    (DeepSpeed needs the process group)."""
+    section = cfg.actor if role == "actor" else cfg.critic if role.startswith("critic") else None
+    return section is not None and (section.replicas > 1 or section.zero_stage is not None)
+
+
 def workers_of(cfg: TrainConfig, role: str) -> list[str]:
     """The runtime names of ``role``'s processes: the role's own, or one per data-parallel worker."""
-    n = replicas_of(cfg, role)
-    return [role] if n == 1 else [worker_name(role, rank) for rank in range(n)]
+    if not in_group(cfg, role):
+        return [role]
+    return [worker_name(role, rank) for rank in range(replicas_of(cfg, role))]
 
 
 def worker_device(device: str, rank: int, backend: str) -> str:
@@ -222,9 +230,10 @@ def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokeni
         if not cfg.critic.init_from_actor_layers:
             check_critic_vocabulary(tokenizer, critic_path)
     reward = runtime.spawn("reward", RewardRole, config=cfg.reward, tokenizer=tokenizer)
-    live = cfg.rollout.max_staleness == 0 and cfg.rollout.engine == "hf"
+    # ZeRO moves the parameters into its own buffers: the rollout gets copies.
+    live = cfg.rollout.max_staleness == 0 and cfg.rollout.engine == "hf" and cfg.actor.zero_stage is None
     actor = _spawn_workers(
-        cfg, runtime, "actor", ActorRole, ACTOR_ROUTES,
+        cfg, runtime, "actor", ActorRole, ACTOR_SPLIT,
         # Rank 0 publishes the weights for the rollout (the workers' weights are equal).
         lambda rank: {
             **actor_kwargs,
@@ -253,7 +262,7 @@ def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokeni
                 **common,
             )
             critics.append(_spawn_workers(
-                cfg, runtime, f"critic{m}", CriticRole, CRITIC_ROUTES,
+                cfg, runtime, f"critic{m}", CriticRole, CRITIC_SPLIT,
                 lambda rank, device=device, kw=critic_kwargs: {
                     **kw, "model": cfg.critic.model_copy(update={"device": worker_device(device, rank, runtime_cfg.backend)})
                 },
@@ -287,13 +296,12 @@ def _spawn_workers(
     runtime: Runtime,
     role: str,
     role_cls: type,
-    routes: dict[str, frozenset[str]],
+    split: frozenset[str],
     kwargs_of: Callable[[int], dict[str, Any]],
 ) -> RoleHandle:
     """``role`` as one process, or as a :class:`ReplicaGroup` of data-parallel workers (connected
     once every role is built); worker ``rank`` is built with ``kwargs_of(rank)``."""
-    names = workers_of(cfg, role)
-    if len(names) == 1:
+    if not in_group(cfg, role):
         return runtime.spawn(role, role_cls, **kwargs_of(0))
-    workers = [runtime.spawn(name, role_cls, **kwargs_of(rank)) for rank, name in enumerate(names)]
-    return ReplicaGroup(role, workers, **routes)
+    workers = [runtime.spawn(name, role_cls, **kwargs_of(rank)) for rank, name in enumerate(workers_of(cfg, role))]
+    return ReplicaGroup(role, workers, split=split)

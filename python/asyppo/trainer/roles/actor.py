@@ -25,8 +25,8 @@ from asyppo.config.schema import ActorConfig
 from asyppo.engine import TrajectoryBuffer
 from asyppo.models import load_actor
 from asyppo.runtime.weights import SharingMode, WeightPublisher, WeightsHandle
-from asyppo.trainer.model_input import ModelInput, micro_batches, model_input
-from asyppo.trainer.optim import build_optimizer, clip_and_step, update_metrics
+from asyppo.trainer.model_input import ModelInput, micro_batches, model_input, placeholder_input
+from asyppo.trainer.optim import update_metrics
 from asyppo.trainer.roles.data_parallel import DataParallel
 from asyppo.trainer.roles.microbatch import packed_outputs
 from asyppo.trainer.roles.trainable import TrainableRole
@@ -95,14 +95,15 @@ class ActorRole(TrainableRole):
         self.ppo_epochs = ppo_epochs
         self.temperature = temperature
         self.max_response_length = max_response_length
-        self.grad_clip = model.optim.grad_clip
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.data_parallel = DataParallel()
+        self.trainable = trainable
         if trainable:
-            self.optimizer, self.scheduler = build_optimizer(self.params, model.optim, total_optimizer_steps)
+            self._build_training(
+                model.optim, total_optimizer_steps, zero_stage=model.zero_stage, offload_optimizer=model.offload_optimizer
+            )
         else:
             self.model.requires_grad_(False)
         self.publisher = WeightPublisher(self.model, mode=weights_sharing) if weights_sharing else None
-        self.data_parallel = DataParallel()
 
     @torch.no_grad()
     def log_probs(self, batch: TrajectoryBuffer) -> np.ndarray:
@@ -114,6 +115,7 @@ class ActorRole(TrainableRole):
             max_tokens=self.micro_batch_tokens,
             pad_token_id=self.pad_token_id,
             device=self.device,
+            lockstep=self.training.micro_batches if self.trainable else None,
         )
 
     def update(self, batch: TrajectoryBuffer, *, seed: int) -> dict[str, float]:
@@ -151,7 +153,9 @@ class ActorRole(TrainableRole):
                     constant=self.algo.loss_agg_constant or float(self.max_response_length),
                 )
                 mine = self.data_parallel.share(mini)
-                for micro in map(mine.select, micro_batches(mine, self.micro_batch_tokens)):
+                micros = micro_batches(mine, self.micro_batch_tokens)
+                count = self.training.micro_batches(len(micros))
+                for i, micro in enumerate(map(mine.select, micros), start=1):
                     x = model_input(micro, self.pad_token_id, self.device)
                     log_probs, entropy = policy_outputs(
                         self.model, x, temperature=self.temperature, with_entropy=with_entropy
@@ -168,24 +172,30 @@ class ActorRole(TrainableRole):
                         ref_log_probs=padded.get("ref_log_probs"),
                     )
                     loss, metrics = compute_policy_loss(inputs, self.algo, normalizer=normalizer)
-                    loss.backward()
+                    self.training.backward(loss, last=i == count)
                     # actor/loss is this micro-batch's share of the mini-batch loss: it adds up;
                     # the other metrics are token-weighted means.
                     tokens = float(micro.n_tokens)
                     for key, value in metrics.items():
                         sums[key] += value if key == "actor/loss" else value * tokens
                     sums[TOKENS] += tokens
-                self.data_parallel.sum_gradients(self.params)
-                grad_norms.append(clip_and_step(self.params, self.optimizer, self.scheduler, self.grad_clip))
+                for i in range(len(micros) + 1, count + 1):  # in lockstep with busier workers (ZeRO)
+                    self.training.backward(self._placeholder_loss(), last=i == count)
+                grad_norms.append(self.training.step())
         totals = self.data_parallel.sum_over_workers(dict(sums))
         weight, loss_total = max(totals.pop(TOKENS, 0.0), 1.0), totals.pop("actor/loss", 0.0)
         result = {key: value / weight for key, value in totals.items()}
         result["actor/loss"] = loss_total / len(grad_norms)
         result.update(update_metrics("actor", grad_norms))  # grad_norm of applied updates, skipped ones
-        result["actor/lr"] = float(self.scheduler.get_last_lr()[0])
+        result["actor/lr"] = self.training.lr()
         result["actor/optimizer_steps"] = float(len(grad_norms))
         result["time/actor_update"] = time.perf_counter() - started
         return result
+
+    def _placeholder_loss(self) -> torch.Tensor:
+        """A zero loss through the whole model: a pass that keeps this worker in step."""
+        x = placeholder_input(self.pad_token_id, self.device)
+        return policy_outputs(self.model, x, temperature=self.temperature, with_entropy=False)[0].sum() * 0.0
 
     def _padded(self, x: ModelInput, micro: TrajectoryBuffer) -> dict[str, torch.Tensor]:
         """The loss's per-token inputs that ``micro`` carries, as ``[B, R]`` tensors on the device
@@ -198,15 +208,23 @@ class ActorRole(TrainableRole):
             out[name] = x.from_packed(values, dtype=dtype).to(self.device)
         return out
 
-    def publish_weights(self) -> WeightsHandle:
-        """The next version of the policy's weights for the rollout role (``runtime.weights``)."""
-        if self.publisher is None:
-            raise ValueError("this actor role was built without weights_sharing: it publishes no weights")
-        return self.publisher.publish()
+    def publish_weights(self) -> WeightsHandle | None:
+        """The next version of the policy's weights for the rollout role (``runtime.weights``);
+        every data-parallel worker takes part (ZeRO-3 gathers the weights), rank 0 publishes."""
+        with self.training.full_weights():
+            if self.data_parallel.rank > 0:
+                return None
+            if self.publisher is None:
+                raise ValueError("this actor role was built without weights_sharing: it publishes no weights")
+            return self.publisher.publish()
 
-    def export_hf(self, out_dir: str, tokenizer: PreTrainedTokenizerBase | None) -> str:
-        """Write the policy (and ``tokenizer``) as an HF directory, atomically; returns its path."""
-        return str(checkpoint.export_hf(self.model, tokenizer, out_dir))
+    def export_hf(self, out_dir: str, tokenizer: PreTrainedTokenizerBase | None) -> str | None:
+        """Write the policy (and ``tokenizer``) as an HF directory, atomically; returns its path.
+        Every data-parallel worker takes part (ZeRO-3 gathers the weights), rank 0 writes."""
+        with self.training.full_weights():
+            if self.data_parallel.rank > 0:
+                return None
+            return str(checkpoint.export_hf(self.model, tokenizer, out_dir))
 
     def close(self) -> None:
         if self.publisher is not None:

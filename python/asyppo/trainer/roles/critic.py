@@ -15,8 +15,8 @@ from asyppo.algos import AlgoConfig, LossNormalizer, compute_value_loss
 from asyppo.config.schema import CriticConfig
 from asyppo.engine import TrajectoryBuffer
 from asyppo.models import ValueModel, load_critic
-from asyppo.trainer.model_input import ModelInput, micro_batches, model_input
-from asyppo.trainer.optim import build_optimizer, clip_and_step, update_metrics
+from asyppo.trainer.model_input import ModelInput, micro_batches, model_input, placeholder_input
+from asyppo.trainer.optim import update_metrics
 from asyppo.trainer.roles.data_parallel import DataParallel
 from asyppo.trainer.roles.microbatch import packed_outputs
 from asyppo.trainer.roles.trainable import TrainableRole
@@ -63,10 +63,10 @@ class CriticRole(TrainableRole):
         self.pad_token_id = pad_token_id
         self.micro_batch_tokens = micro_batch_tokens
         self.ppo_epochs = ppo_epochs
-        self.grad_clip = model.optim.grad_clip
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer, self.scheduler = build_optimizer(self.params, model.optim, total_optimizer_steps)
         self.data_parallel = DataParallel()
+        self._build_training(
+            model.optim, total_optimizer_steps, zero_stage=model.zero_stage, offload_optimizer=model.offload_optimizer
+        )
 
     @torch.no_grad()
     def values(self, batch: TrajectoryBuffer) -> np.ndarray:
@@ -78,6 +78,7 @@ class CriticRole(TrainableRole):
             max_tokens=self.micro_batch_tokens,
             pad_token_id=self.pad_token_id,
             device=self.device,
+            lockstep=self.training.micro_batches,
         )
 
     def update(self, shard: TrajectoryBuffer) -> dict[str, float]:
@@ -105,8 +106,10 @@ class CriticRole(TrainableRole):
         )
         grad_norms = []
         mine = self.data_parallel.share(shard)
+        micros = micro_batches(mine, self.micro_batch_tokens)
+        count = self.training.micro_batches(len(micros))
         for _ in range(self.ppo_epochs):
-            for micro in map(mine.select, micro_batches(mine, self.micro_batch_tokens)):
+            for i, micro in enumerate(map(mine.select, micros), start=1):
                 x = model_input(micro, self.pad_token_id, self.device)
                 values = response_values(self.model, x)
                 loss, step_metrics = compute_value_loss(
@@ -117,13 +120,15 @@ class CriticRole(TrainableRole):
                     self.algo,
                     normalizer=normalizer,
                 )
-                loss.backward()
+                self.training.backward(loss, last=i == count)
                 # The loss is already this micro-batch's share; the other metrics are means.
                 for key, value in step_metrics.items():
                     weight = 1.0 if key.endswith("/loss") else micro.n_tokens / shard.n_tokens
                     metrics[key.replace("critic/", f"{self.name}/")] += value * weight / self.ppo_epochs
-            self.data_parallel.sum_gradients(self.params)
-            grad_norms.append(clip_and_step(self.params, self.optimizer, self.scheduler, self.grad_clip))
+            for i in range(len(micros) + 1, count + 1):  # in lockstep with busier workers (ZeRO)
+                placeholder = response_values(self.model, placeholder_input(self.pad_token_id, self.device))
+                self.training.backward(placeholder.sum() * 0.0, last=i == count)
+            grad_norms.append(self.training.step())
         metrics = self.data_parallel.sum_over_workers(dict(metrics))
         # 1 - Var(R - V) / Var(R), in float64; undefined (logged as 0) when the returns are constant
         # up to float32 rounding noise, which would otherwise blow the metric up to -1e14.
@@ -132,6 +137,6 @@ class CriticRole(TrainableRole):
         explained = 1.0 - residual / variance if variance > MIN_RETURN_VARIANCE else 0.0
         metrics[f"{self.name}/explained_var"] = explained
         metrics.update(update_metrics(self.name, grad_norms))
-        metrics[f"{self.name}/lr"] = float(self.scheduler.get_last_lr()[0])
+        metrics[f"{self.name}/lr"] = self.training.lr()
         metrics[f"time/{self.name}_update"] = time.perf_counter() - started
         return dict(metrics)

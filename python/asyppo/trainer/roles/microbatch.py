@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from asyppo.engine import TrajectoryBuffer
-from asyppo.trainer.model_input import ModelInput, micro_batches, model_input
+from asyppo.trainer.model_input import ModelInput, micro_batches, model_input, placeholder_input
 
 
 def packed_outputs(
@@ -17,15 +17,21 @@ def packed_outputs(
     max_tokens: int,
     pad_token_id: int,
     device: str,
+    lockstep: Callable[[int], int] | None = None,
 ) -> np.ndarray:
     """float32 ``[T]``: ``score``'s ``[B, R]`` output for every response token, packed like ``batch``.
 
     Micro-batches come from :func:`micro_batches` (the same split the updates use), so no model
     input exceeds ``max_tokens`` cells unless a single sequence does; ``batch.token_index`` puts
-    each one's tokens back in packed order.
+    each one's tokens back in packed order. ``lockstep`` (data-parallel workers under ZeRO, whose
+    forward passes are collective): how many passes to run given this worker's count; the extra
+    ones score a :func:`placeholder_input` and are dropped.
     """
     out = np.zeros(batch.n_tokens, dtype=np.float32)
-    for index in micro_batches(batch, max_tokens):
+    indices = micro_batches(batch, max_tokens)
+    for index in indices:
         x = model_input(batch.select(index), pad_token_id, device)
         out[batch.token_index(index)] = x.to_packed(score(x).cpu()).numpy()
+    for _ in range((lockstep(len(indices)) if lockstep else len(indices)) - len(indices)):
+        score(placeholder_input(pad_token_id, device))
     return out
