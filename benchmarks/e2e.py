@@ -8,7 +8,7 @@ its own; each does ``--warmup`` untimed steps then ``--steps`` timed ones throug
 Random-init actors almost never emit EOS, so every run generates the same number of tokens.
 
     python benchmarks/e2e.py [--backend inline local ray] [--max-staleness 0 1] [--steps 4] [--warmup 1]
-                             [--algo asyppo ppo grpo]
+                             [--algo asyppo ppo grpo] [--layout single dp2 zero2 zero3]
                              [--depth 1] [--gradient-checkpointing] [--phase-memory]
 
 ``--backend`` and ``--max-staleness`` take several values: every combination runs, in one
@@ -17,6 +17,11 @@ With the ``local`` and ``ray`` backends the roles' peak RSS is summed over their
 driver's (Ray's own processes, raylet, GCS and object store, are not counted). A ``ray`` run starts
 its own local cluster, before the timed steps. Every backend besides ``inline`` is compared with it
 (step time against ``inline``'s, and ``ray`` against ``local``: Ray's per-step overhead).
+
+``--layout`` (``local`` and ``ray`` backends) runs the trained roles as one worker each
+(``single``), or as two data-parallel workers each (``dp2``: actor.replicas / critic.replicas = 2),
+also under DeepSpeed ZeRO-2 or ZeRO-3 (``zero2``, ``zero3``); every layout is compared with
+``single`` on the same backend.
 
 ``--gradient-checkpointing`` turns activation checkpointing on for the actor and every critic in all
 runs alike (the setting large-model runs use), so the shared activation memory shrinks.
@@ -48,6 +53,12 @@ ACTOR = {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 6,
 # Narrower and shallower than the actor (as Qwen3-1.7B is next to Qwen3-14B): 0.25x its parameters.
 MINI_CRITIC = {"hidden_size": 768, "intermediate_size": 1792, "num_hidden_layers": 3, "num_attention_heads": 12,
                "num_key_value_heads": 4, "head_dim": 64}
+LAYOUTS = {
+    "single": [],
+    "dp2": ["actor.replicas=2", "critic.replicas=2"],
+    "zero2": ["actor.replicas=2", "critic.replicas=2", "actor.zero_stage=2", "critic.zero_stage=2"],
+    "zero3": ["actor.replicas=2", "critic.replicas=2", "actor.zero_stage=3", "critic.zero_stage=3"],
+}
 RUNS = {
     "asyppo": ["algo.name=asyppo", "critic.count=2", "critic.path={mini}"],
     "ppo": ["algo.name=ppo", "critic.count=1", "critic.path={full}"],
@@ -119,7 +130,8 @@ def track_phase_peaks(peaks: dict[str, float]) -> None:
 
 
 def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: str, backend: str,
-           max_staleness: int, phase_memory: bool = False, gradient_checkpointing: bool = False) -> dict[str, float]:
+           max_staleness: int, phase_memory: bool = False, gradient_checkpointing: bool = False,
+           layout: str = "single") -> dict[str, float]:
     """Runs in the subprocess: time ``steps`` training steps after ``warmup`` ones."""
     from asyppo.config import load_train_config
     from asyppo.trainer import Trainer
@@ -129,7 +141,8 @@ def worker(algo: str, assets: dict[str, str], steps: int, warmup: int, out_dir: 
         peaks["after imports"] = rss_mb()[0]
         track_phase_peaks(peaks)
     overrides = [o.format(**assets) for o in COMMON + RUNS[algo]] + [
-        f"trainer.output_dir={out_dir}", f"runtime.backend={backend}", f"rollout.max_staleness={max_staleness}"]
+        f"trainer.output_dir={out_dir}", f"runtime.backend={backend}", f"rollout.max_staleness={max_staleness}",
+        *LAYOUTS[layout]]
     if gradient_checkpointing:
         overrides += ["actor.gradient_checkpointing=true", "critic.gradient_checkpointing=true"]
     trainer = Trainer(load_train_config(None, overrides))
@@ -175,32 +188,36 @@ def main() -> None:
     parser.add_argument("--phase-memory", action="store_true", help="diagnostic: peak RSS per phase")
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="activation checkpointing for the actor and every critic, in all runs")
+    parser.add_argument("--layout", nargs="+", default=["single"], choices=list(LAYOUTS),
+                        help="trained roles as one worker, two data-parallel ones, or two under ZeRO-2 / ZeRO-3")
     parser.add_argument("--worker", choices=sorted(RUNS), help=argparse.SUPPRESS)
     parser.add_argument("--assets", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         result = worker(args.worker, json.loads(args.assets), args.steps, args.warmup, args.out, args.backend[0],
-                        args.max_staleness[0], args.phase_memory, args.gradient_checkpointing)
+                        args.max_staleness[0], args.phase_memory, args.gradient_checkpointing, args.layout[0])
         print(json.dumps(result))
         return
-    plan = [(algo, backend, 0) for backend in args.backend for algo in args.algo if 0 in args.max_staleness]
-    plan += [("asyppo", backend, 1) for backend in args.backend if 1 in args.max_staleness]
-    results: dict[tuple[str, str, int], dict[str, float]] = {}
+    plan = [(algo, backend, 0, "single") for backend in args.backend for algo in args.algo if 0 in args.max_staleness]
+    plan += [("asyppo", backend, 1, "single") for backend in args.backend if 1 in args.max_staleness]
+    plan += [(algo, backend, 0, layout) for layout in args.layout if layout != "single"
+             for backend in args.backend if backend != "inline" for algo in args.algo]
+    results: dict[tuple[str, str, int, str], dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         assets = build_assets(Path(tmp), args.depth)
-        for algo, backend, staleness in plan:
-            label = f"{algo}/{backend}" + (" async" if staleness else "")
+        for algo, backend, staleness, layout in plan:
+            label = f"{algo}/{backend}" + (" async" if staleness else "") + ("" if layout == "single" else f" {layout}")
             cmd = [sys.executable, __file__, "--worker", algo, "--assets", json.dumps(assets),
                    "--steps", str(args.steps), "--warmup", str(args.warmup),
-                   "--out", str(Path(tmp) / f"run_{algo}_{backend}_{staleness}"),
-                   "--backend", backend, "--max-staleness", str(staleness),
+                   "--out", str(Path(tmp) / f"run_{algo}_{backend}_{staleness}_{layout}"),
+                   "--backend", backend, "--max-staleness", str(staleness), "--layout", layout,
                    *(["--phase-memory"] if args.phase_memory else []),
                    *(["--gradient-checkpointing"] if args.gradient_checkpointing else [])]
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.exit(f"{label} worker failed:\n{done.stderr[-3000:]}")
-            r = results[(algo, backend, staleness)] = json.loads(done.stdout.strip().splitlines()[-1])
+            r = results[(algo, backend, staleness, layout)] = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"{label:20s} step {r['step_time_s']:.2f} s (generate {r['generate_s']:.2f}, hidden "
                   f"{r['hidden_s']:.2f}; values {r['values_s']:.2f}; update {r['update_s']:.2f}: critic "
                   f"{r['critic_s']:.2f}, actor {r['actor_s']:.2f})   peak RSS {r['peak_rss_mb']:.0f} MiB", flush=True)
@@ -211,7 +228,7 @@ def main() -> None:
           f"({int(assets['mini_params']) / int(assets['actor_params']):.2f}x the actor)")
     bars = {"inline": 1.3, "local": 1.10, "ray": 1.10}
     for backend in args.backend:
-        a, p, g = (results.get((name, backend, 0)) for name in ("asyppo", "ppo", "grpo"))
+        a, p, g = (results.get((name, backend, 0, "single")) for name in ("asyppo", "ppo", "grpo"))
         ratios = {}
         if a and p and g:
             ratios = {
@@ -219,15 +236,19 @@ def main() -> None:
                 "AsyPPO/PPO step time": (a["step_time_s"] / p["step_time_s"], 0.9),
                 "AsyPPO/GRPO step time": (a["step_time_s"] / g["step_time_s"], bars[backend]),
             }
-        if a and (async_run := results.get(("asyppo", backend, 1))):
+        if a and (async_run := results.get(("asyppo", backend, 1, "single"))):
             ratios["AsyPPO async/sync step"] = (async_run["step_time_s"] / a["step_time_s"], 0.85)
         for name, (ratio, bar) in ratios.items():
             print(f"{backend:7s} {name:24s} {ratio:.2f}  (bar <= {bar}: {'met' if ratio <= bar else 'NOT met'})")
     for backend, base in (("local", "inline"), ("ray", "inline"), ("ray", "local")):
         for algo in RUNS:
-            if (algo, backend, 0) in results and (algo, base, 0) in results:
-                ratio = results[(algo, backend, 0)]["step_time_s"] / results[(algo, base, 0)]["step_time_s"]
+            if (algo, backend, 0, "single") in results and (algo, base, 0, "single") in results:
+                ratio = results[(algo, backend, 0, "single")]["step_time_s"] / results[(algo, base, 0, "single")]["step_time_s"]
                 print(f"{algo:7s} {backend}/{base} step time {ratio:.2f}")
+    for (algo, backend, _, layout), r in results.items():
+        if layout != "single" and (single := results.get((algo, backend, 0, "single"))):
+            print(f"{algo:7s} {backend} {layout}/single step time {r['step_time_s'] / single['step_time_s']:.2f}, "
+                  f"peak RSS {r['peak_rss_mb'] / single['peak_rss_mb']:.2f}")
     print(f"\nmachine: {platform.machine()} {platform.processor() or ''} "
           f"{len(__import__('os').sched_getaffinity(0))} cores; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
 
