@@ -219,6 +219,16 @@ class TrainerConfig(Section):
             "P, responses right-padded to R (one sequence alone may exceed it); gradients accumulate."
         ),
     )
+    reuse_prompt_prefix: bool = Field(
+        True,
+        description=(
+            "No-grad passes (old and reference log-probs, values, behaviour log-probs) run each "
+            "distinct prompt of a micro-batch once and its responses on a copy of its KV cache, "
+            "micro-batches filled group by group: the same outputs (to rounding) for about the "
+            "cost of the responses when prompts are long. The cache holds up to micro_batch_tokens "
+            "tokens of keys and values of every layer; false: one full pass per micro-batch."
+        ),
+    )
     seed: int = Field(42, description="Seeds sampling, sharding, masks and initialisation (A.3: 42).")
     eval_every: int = Field(10, ge=0, description="Evaluate every N steps (0: only before and after).")
     eval_at_start: bool = Field(

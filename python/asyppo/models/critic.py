@@ -23,10 +23,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import AutoModel, Cache, PretrainedConfig, PreTrainedModel
 
 from asyppo.models.loading import (
     enable_gradient_checkpointing,
+    kv_cache_keyword,
     load_pretrained_checked,
     quiet_transformers,
     read_model_config,
@@ -98,6 +99,31 @@ class ValueModel(nn.Module):
         ).last_hidden_state
         values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1).float()
         return values.masked_fill(attention_mask == 0, 0.0)
+
+    def continued(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: Cache | None,
+        keep: int,
+    ) -> tuple[torch.Tensor, Cache]:
+        """Values of the last ``keep`` positions of ``input_ids`` (float32 ``[B, keep]``, not zeroed
+        on padding) continuing the KV ``cache`` (None: from the start), and the KV cache
+        extended by ``input_ids``: ``attention_mask`` ``[B, C + L]`` covers the C cached tokens
+        and the L new ones, ``position_ids`` ``[B, L]`` the new ones. The trainer's prompt-prefix
+        reuse runs a shared prompt once and its responses on its cache this way
+        (``trainer.model_input.prefix_outputs``)."""
+        name = kv_cache_keyword(self.backbone)
+        out = self.backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            **{name: cache},
+        )
+        hidden = out.last_hidden_state[:, -keep:]
+        return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1).float(), out[name]
 
     def gradient_checkpointing_enable(self) -> None:
         """Checkpoint the backbone's layers (the head is tiny)."""

@@ -17,6 +17,7 @@ safetensors file.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -110,6 +111,12 @@ def read_model_config(path: str | Path, *, what: str) -> PretrainedConfig:
 
 
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def kv_cache_keyword(model: torch.nn.Module) -> str:
+    """The name of the KV cache in ``model``'s forward arguments and outputs: ``cache`` in recent
+    transformers 5.x (which deprecates the older name), ``past_key_values`` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def context_length(config: PretrainedConfig) -> int | None:

@@ -7,12 +7,18 @@ row then sit in the one contiguous slice ``[P-1+j]`` of the sequence axis: no pe
 the LM head can skip the prompt (``logits_to_keep``). Position ids count only real tokens, so left
 padding does not shift them. :func:`micro_batches` splits a batch so that each such input stays
 within a token budget.
+
+Prompt-prefix reuse (no-grad passes only): the sequences of one prompt group share their prompt,
+so :func:`with_shared_prompts` marks the rows whose prompts repeat and :func:`prefix_outputs` runs
+each distinct prompt once, repeats its KV cache to the rows that continue it and runs only the
+response tokens on it; :func:`grouped_micro_batches` keeps a group's sequences together.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 import numpy as np
 import torch
@@ -23,13 +29,30 @@ from asyppo.engine import TrajectoryBuffer
 LAYOUT: Final = "left"
 
 
+#: ``forward(input_ids [B, L], attention_mask [B, C + L], position_ids [B, L], cache, keep)`` ->
+#: (outputs of the last ``keep`` positions ``[B, keep, ...]``, the KV cache of the C + L tokens):
+#: one model pass continuing ``cache`` (None: C = 0), as :func:`prefix_outputs` runs it.
+CachedForward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Any, int], tuple[torch.Tensor, Any]]
+
+
+@dataclass(frozen=True)
+class SharedPrompts:
+    """Rows of a :class:`ModelInput` that share prompts: ``rows`` int64 ``[U]``, one row of each
+    distinct prompt, and ``index`` int64 ``[B]``, the position in ``rows`` of each row's prompt."""
+
+    rows: torch.Tensor
+    index: torch.Tensor
+
+
 @dataclass(frozen=True)
 class ModelInput:
     """Padded model input for B sequences.
 
     ``input_ids``/``attention_mask``/``position_ids`` int64 ``[B, P+R]``; ``response_mask`` bool
     ``[B, R]`` (True on real response tokens, row-major order = packed order); ``labels`` int64
-    ``[B, R]`` (the response tokens, 0 on padding); ``prompt_width`` P.
+    ``[B, R]`` (the response tokens, 0 on padding); ``prompt_width`` P; ``shared`` (on the
+    device, like the inputs) the repeated prompts a no-grad pass may run once
+    (:func:`with_shared_prompts`), None: one full pass.
     """
 
     input_ids: torch.Tensor
@@ -38,10 +61,17 @@ class ModelInput:
     response_mask: torch.Tensor
     labels: torch.Tensor
     prompt_width: int
+    shared: SharedPrompts | None = None
 
     @property
     def response_width(self) -> int:
         return self.labels.shape[1]
+
+    @property
+    def forward_passes(self) -> int:
+        """Model passes that score this input: 1, or 2 when :func:`prefix_outputs` runs the shared
+        prompts and then the responses (a response width of 1 needs only the prompts)."""
+        return 2 if self.shared is not None and self.response_width > 1 else 1
 
     def response_slice(self, per_position: torch.Tensor) -> torch.Tensor:
         """From ``[B, P+R, ...]`` outputs, the ``[B, R, ...]`` ones that score each response token."""
@@ -93,8 +123,63 @@ def placeholder_input(pad_token_id: int, device: torch.device | str = "cpu") -> 
     return model_input(placeholder, pad_token_id, device)
 
 
+def with_shared_prompts(x: ModelInput) -> ModelInput:
+    """``x`` with :attr:`ModelInput.shared` set when some rows repeat a prompt (and responses are
+    not all empty); unchanged otherwise, where a full pass costs no more than prefix reuse.
+
+    Prompts are compared as their left-padded ids and mask, so equal rows are equal prompts
+    whatever their group ids say.
+    """
+    width_p = x.prompt_width
+    prompts = torch.cat([x.input_ids[:, :width_p], x.attention_mask[:, :width_p]], dim=1)
+    distinct, index = torch.unique(prompts, dim=0, return_inverse=True)
+    if len(distinct) == len(prompts) or x.response_width == 0:
+        return x
+    rows = torch.zeros(len(distinct), dtype=torch.int64, device=index.device).scatter_(
+        0, index, torch.arange(len(index), device=index.device)
+    )
+    return replace(x, shared=SharedPrompts(rows=rows, index=index))
+
+
+def prefix_outputs(x: ModelInput, forward: CachedForward) -> torch.Tensor:
+    """``[B, R, ...]``: the outputs that score each response token, each distinct prompt run once.
+
+    Pass 1 runs the distinct prompts ``[U, P]``; its last position scores response token 0 and
+    its KV cache, repeated to the B rows (each row its own prompt's), is the past of pass 2, which
+    runs response tokens ``0..R-2`` (their outputs score tokens ``1..R-1``; the last token scores
+    nothing) with the attention mask of prompt + response and positions continuing the prompt's.
+    Prompts are left-padded to P, so every row's past has the same length. Equal to a full pass
+    up to floating-point rounding; ``x.shared`` must be set.
+    """
+    assert x.shared is not None
+    rows, index, width_p, width_r = x.shared.rows, x.shared.index, x.prompt_width, x.response_width
+    prompts = [t[rows, :width_p] for t in (x.input_ids, x.attention_mask, x.position_ids)]
+    first, cache = forward(*prompts, None, 1)
+    if width_r == 1:
+        return first[index]
+    cache.batch_select_indices(index)
+    responses = x.input_ids[:, width_p:-1], x.attention_mask[:, :-1], x.position_ids[:, width_p:-1]
+    rest, _ = forward(*responses, cache, width_r - 1)
+    return torch.cat([first[index], rest], dim=1)
+
+
 def micro_batches(batch: TrajectoryBuffer, max_tokens: int) -> list[np.ndarray]:
     """Sequence indices of ``batch``'s micro-batches: each one's :func:`model_input` is
     ``[B, P + R]`` with ``B * (P + R) <= max_tokens`` (longest prompt P, longest response R)
     unless a single sequence is larger (``TrajectoryBuffer.microbatch_indices``, padded)."""
     return batch.microbatch_indices(max_tokens, padded=True, prompt_side=LAYOUT)
+
+
+def grouped_micro_batches(batch: TrajectoryBuffer, max_tokens: int) -> list[np.ndarray]:
+    """Micro-batches within the same budget as :func:`micro_batches`, filled in group order
+    (next-fit over ``group_ids``), so that the sequences of a prompt group share micro-batches and
+    :func:`prefix_outputs` runs their prompt once rather than once per micro-batch it lands in."""
+    order = np.argsort(batch.group_ids, kind="stable")
+    lengths = zip(batch.prompt_lengths[order].tolist(), batch.response_lengths[order].tolist())
+    out, start, width_p, width_r = [], 0, 0, 0
+    for i, (p, r) in enumerate(lengths):
+        width_p, width_r = max(width_p, p), max(width_r, r)
+        if i > start and (i - start + 1) * (width_p + width_r) > max_tokens:
+            out.append(order[start:i])
+            start, width_p, width_r = i, p, r
+    return [*out, order[start:]] if len(order) else out

@@ -211,7 +211,8 @@ def build_roles(cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, actor_path
 def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokenizerBase, actor_path: str) -> Roles:
     runtime_cfg = cfg.runtime
     common = {"algo": cfg.algo, "pad_token_id": int(tokenizer.pad_token_id),
-              "micro_batch_tokens": cfg.trainer.micro_batch_tokens}
+              "micro_batch_tokens": cfg.trainer.micro_batch_tokens,
+              "reuse_prompt_prefix": cfg.trainer.reuse_prompt_prefix}
     actor_steps = cfg.trainer.steps * optimizer_steps_per_train_step(cfg)
     actor_device = runtime_cfg.device_of("actor", cfg.actor.device)
     actor_kwargs = dict(
@@ -282,6 +283,7 @@ def _spawn_roles(cfg: TrainConfig, runtime: Runtime, tokenizer: PreTrainedTokeni
         behavior_log_probs=cfg.rollout.max_staleness > 0,
         weights_from_actor=True,
         micro_batch_tokens=cfg.trainer.micro_batch_tokens,
+        reuse_prompt_prefix=cfg.trainer.reuse_prompt_prefix,
     )
     runtime.wait_ready()
     for group in [actor, *critics]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from functools import partial
 
 import numpy as np
 import torch
@@ -24,13 +25,20 @@ from asyppo.algos import (
 from asyppo.config.schema import ActorConfig
 from asyppo.engine import TrajectoryBuffer
 from asyppo.models import load_actor
+from asyppo.models.loading import kv_cache_keyword
 from asyppo.runtime.weights import SharingMode, WeightPublisher, WeightsHandle
-from asyppo.trainer.model_input import ModelInput, micro_batches, model_input, placeholder_input
+from asyppo.trainer.model_input import (
+    ModelInput,
+    micro_batches,
+    model_input,
+    placeholder_input,
+    prefix_outputs,
+)
 from asyppo.trainer.optim import update_metrics
 from asyppo.trainer.roles.data_parallel import DataParallel
 from asyppo.trainer.roles.microbatch import packed_outputs
 from asyppo.trainer.roles.trainable import TrainableRole
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import Cache, PreTrainedModel, PreTrainedTokenizerBase
 
 
 def policy_outputs(
@@ -39,18 +47,44 @@ def policy_outputs(
     """Log-probs (and entropies) of the response tokens, float32 ``[B, R]`` each.
 
     The LM head runs only on the R + 1 last positions (``logits_to_keep``), the ones that predict
-    response tokens; the last of them predicts past the end and is dropped.
+    response tokens; the last of them predicts past the end and is dropped. An input with shared
+    prompts (no-grad passes) runs each prompt once (``prefix_outputs``).
     """
-    logits = model(
-        input_ids=x.input_ids,
-        attention_mask=x.attention_mask,
-        position_ids=x.position_ids,
-        use_cache=False,
-        logits_to_keep=x.response_width + 1,
-    ).logits[:, :-1]
+    if x.shared is not None:
+        logits = prefix_outputs(x, partial(cached_logits, model))
+    else:
+        logits = model(
+            input_ids=x.input_ids,
+            attention_mask=x.attention_mask,
+            position_ids=x.position_ids,
+            use_cache=False,
+            logits_to_keep=x.response_width + 1,
+        ).logits[:, :-1]
     if with_entropy:
         return token_log_probs_and_entropy(logits, x.labels, temperature=temperature)
     return token_log_probs(logits, x.labels, temperature=temperature), None
+
+
+def cached_logits(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    position_ids: torch.Tensor,
+    cache: Cache | None,
+    keep: int,
+) -> tuple[torch.Tensor, Cache]:
+    """The causal LM as ``prefix_outputs``' ``CachedForward``: logits of the last ``keep``
+    positions and the KV cache extended by ``input_ids``."""
+    name = kv_cache_keyword(model)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        use_cache=True,
+        logits_to_keep=keep,
+        **{name: cache},
+    )
+    return out.logits, out[name]
 
 
 #: Key of the tokens a worker's metric sums are weighted by (summed over data-parallel workers).
@@ -62,6 +96,8 @@ class ActorRole(TrainableRole):
 
     ``weights_sharing`` (``live`` or ``snapshot``, ``asyppo.runtime.weights``) is how
     :meth:`publish_weights` shares the policy with the rollout role; None for a reference.
+    ``reuse_prompt_prefix``: :meth:`log_probs` runs each distinct prompt once
+    (``trainer.reuse_prompt_prefix``).
     """
 
     def __init__(
@@ -78,6 +114,7 @@ class ActorRole(TrainableRole):
         total_optimizer_steps: int,
         trainable: bool = True,
         weights_sharing: SharingMode | None = None,
+        reuse_prompt_prefix: bool = True,
     ) -> None:
         assert model.path is not None  # the trainer resolves builtin: URIs first
         self.model = load_actor(
@@ -95,6 +132,7 @@ class ActorRole(TrainableRole):
         self.ppo_epochs = ppo_epochs
         self.temperature = temperature
         self.max_response_length = max_response_length
+        self.reuse_prompt_prefix = reuse_prompt_prefix
         self.data_parallel = DataParallel()
         self.trainable = trainable
         if trainable:
@@ -116,6 +154,7 @@ class ActorRole(TrainableRole):
             pad_token_id=self.pad_token_id,
             device=self.device,
             lockstep=self.training.micro_batches if self.trainable else None,
+            reuse_prompts=self.reuse_prompt_prefix,
         )
 
     def update(self, batch: TrajectoryBuffer, *, seed: int) -> dict[str, float]:

@@ -15,7 +15,13 @@ from asyppo.algos import AlgoConfig, LossNormalizer, compute_value_loss
 from asyppo.config.schema import CriticConfig
 from asyppo.engine import TrajectoryBuffer
 from asyppo.models import ValueModel, load_critic
-from asyppo.trainer.model_input import ModelInput, micro_batches, model_input, placeholder_input
+from asyppo.trainer.model_input import (
+    ModelInput,
+    micro_batches,
+    model_input,
+    placeholder_input,
+    prefix_outputs,
+)
 from asyppo.trainer.optim import update_metrics
 from asyppo.trainer.roles.data_parallel import DataParallel
 from asyppo.trainer.roles.microbatch import packed_outputs
@@ -26,12 +32,16 @@ MIN_RETURN_VARIANCE = 1e-8
 
 
 def response_values(model: ValueModel, x: ModelInput) -> torch.Tensor:
-    """float32 ``[B, R]``: V(s_t) for every response token t."""
+    """float32 ``[B, R]``: V(s_t) for every response token t; an input with shared prompts
+    (no-grad passes) runs each prompt once (``prefix_outputs``)."""
+    if x.shared is not None:
+        return prefix_outputs(x, model.continued)
     return x.response_slice(model(x.input_ids, x.attention_mask))
 
 
 class CriticRole(TrainableRole):
-    """One critic with its own AdamW optimizer and schedule."""
+    """One critic with its own AdamW optimizer and schedule; ``reuse_prompt_prefix``: :meth:`values`
+    runs each distinct prompt once (``trainer.reuse_prompt_prefix``)."""
 
     def __init__(
         self,
@@ -45,6 +55,7 @@ class CriticRole(TrainableRole):
         total_optimizer_steps: int,
         index: int,
         seed: int,
+        reuse_prompt_prefix: bool = True,
     ) -> None:
         # Critics share architecture and checkpoint; distinct seeds give distinct value heads.
         torch.manual_seed(seed)
@@ -63,6 +74,7 @@ class CriticRole(TrainableRole):
         self.pad_token_id = pad_token_id
         self.micro_batch_tokens = micro_batch_tokens
         self.ppo_epochs = ppo_epochs
+        self.reuse_prompt_prefix = reuse_prompt_prefix
         self.data_parallel = DataParallel()
         self._build_training(
             model.optim, total_optimizer_steps, zero_stage=model.zero_stage, offload_optimizer=model.offload_optimizer
@@ -79,6 +91,7 @@ class CriticRole(TrainableRole):
             pad_token_id=self.pad_token_id,
             device=self.device,
             lockstep=self.training.micro_batches,
+            reuse_prompts=self.reuse_prompt_prefix,
         )
 
     def update(self, shard: TrajectoryBuffer) -> dict[str, float]:

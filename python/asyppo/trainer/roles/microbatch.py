@@ -7,7 +7,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from asyppo.engine import TrajectoryBuffer
-from asyppo.trainer.model_input import ModelInput, micro_batches, model_input, placeholder_input
+from asyppo.trainer.model_input import (
+    ModelInput,
+    grouped_micro_batches,
+    micro_batches,
+    model_input,
+    placeholder_input,
+    with_shared_prompts,
+)
 
 
 def packed_outputs(
@@ -18,6 +25,7 @@ def packed_outputs(
     pad_token_id: int,
     device: str,
     lockstep: Callable[[int], int] | None = None,
+    reuse_prompts: bool = False,
 ) -> np.ndarray:
     """float32 ``[T]``: ``score``'s ``[B, R]`` output for every response token, packed like ``batch``.
 
@@ -26,12 +34,22 @@ def packed_outputs(
     each one's tokens back in packed order. ``lockstep`` (data-parallel workers under ZeRO, whose
     forward passes are collective): how many passes to run given this worker's count; the extra
     ones score a :func:`placeholder_input` and are dropped.
+
+    ``reuse_prompts`` (prompt-prefix reuse): when some sequences share a prompt, micro-batches are
+    :func:`grouped_micro_batches` and ``score`` gets inputs marked by :func:`with_shared_prompts`
+    (it must then handle ``x.shared``, e.g. with ``prefix_outputs``), each such input counting
+    its ``forward_passes`` towards ``lockstep``.
     """
     out = np.zeros(batch.n_tokens, dtype=np.float32)
-    indices = micro_batches(batch, max_tokens)
+    reuse = reuse_prompts and len(np.unique(batch.group_ids)) < len(batch)
+    indices = grouped_micro_batches(batch, max_tokens) if reuse else micro_batches(batch, max_tokens)
+    passes = 0
     for index in indices:
         x = model_input(batch.select(index), pad_token_id, device)
+        if reuse:
+            x = with_shared_prompts(x)
         out[batch.token_index(index)] = x.to_packed(score(x).cpu()).numpy()
-    for _ in range((lockstep(len(indices)) if lockstep else len(indices)) - len(indices)):
+        passes += x.forward_passes
+    for _ in range((lockstep(passes) if lockstep else passes) - passes):
         score(placeholder_input(pad_token_id, device))
     return out

@@ -72,7 +72,8 @@ class RolloutRole:
     With ``behavior_log_probs`` (asynchronous generation, ``rollout.max_staleness: 1``) every
     generated batch comes back with the log-probs of its tokens under the weights that sampled it,
     ``softmax(logits / temperature)`` as the actor computes them (``actor.policy_outputs``, in
-    micro-batches of ``micro_batch_tokens``), unless the generator returned its own.
+    micro-batches of ``micro_batch_tokens``, each distinct prompt run once with
+    ``reuse_prompt_prefix``), unless the generator returned its own.
 
     ``tokenizer`` reads the responses for stop strings (``rollout.stop``); None: the one saved with
     the model at ``model_path``, loaded only when ``rollout.stop`` is set.
@@ -91,6 +92,7 @@ class RolloutRole:
         seed: int,
         behavior_log_probs: bool = False,
         micro_batch_tokens: int = 8192,
+        reuse_prompt_prefix: bool = True,
         weights_from_actor: bool = False,
         tokenizer: PreTrainedTokenizerBase | None = None,
     ) -> None:
@@ -107,6 +109,7 @@ class RolloutRole:
         self.temperature = config.log_prob_temperature
         self.behavior_log_probs = behavior_log_probs
         self.micro_batch_tokens = micro_batch_tokens
+        self.reuse_prompt_prefix = reuse_prompt_prefix
         self.buffer_id: str | None = None
         self.version = -1
         torch.manual_seed(seed)
@@ -137,6 +140,7 @@ class RolloutRole:
             max_tokens=self.micro_batch_tokens,
             pad_token_id=self.pad_token_id,
             device=self.device,
+            reuse_prompts=self.reuse_prompt_prefix,
         )
 
     def load_weights(self, handle: WeightsHandle) -> int:

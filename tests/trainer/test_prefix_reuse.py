@@ -1,0 +1,114 @@
+"""Prompt-prefix reuse: no-grad passes that run each distinct prompt once score the response
+tokens as the full pass does (float32, to rounding), and keep the lockstep count of passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from asyppo.engine import TrajectoryBuffer
+from asyppo.models import ValueModel
+from asyppo.trainer.model_input import grouped_micro_batches, model_input, with_shared_prompts
+from asyppo.trainer.roles.actor import policy_outputs
+from asyppo.trainer.roles.critic import response_values
+from asyppo.trainer.roles.microbatch import packed_outputs
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlamaModel,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+    Qwen3Model,
+)
+
+PAD = 0
+SIZES = {
+    "vocab_size": 32, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
+    "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8, "max_position_embeddings": 64,
+    "pad_token_id": PAD,
+}
+MODELS = {
+    "qwen3": (Qwen3Config, Qwen3ForCausalLM, Qwen3Model),
+    "llama": (LlamaConfig, LlamaForCausalLM, LlamaModel),
+}
+
+
+def grouped_batch(seed: int = 0) -> TrajectoryBuffer:
+    """Groups of 3, 1, 4 and 2 sequences with prompts of 5, 2, 7 and 1 tokens; responses of
+    0 to 6 tokens (lengths 0 and 1 included), groups interleaved in the buffer."""
+    rng = np.random.default_rng(seed)
+    groups = {0: (5, [3, 0, 6]), 1: (2, [1]), 2: (7, [4, 1, 5, 2]), 3: (1, [6, 3])}
+    prompts = {g: rng.integers(1, 32, size=p) for g, (p, _) in groups.items()}
+    rows = [(g, r) for g, (_, lengths) in groups.items() for r in lengths]
+    buf = TrajectoryBuffer()
+    for i in rng.permutation(len(rows)):
+        g, r = rows[i]
+        buf.append(prompts[g], rng.integers(1, 32, size=r), group_id=g)
+    return buf
+
+
+@pytest.mark.parametrize("family", sorted(MODELS))
+@pytest.mark.parametrize("max_tokens", [10_000, 40])
+def test_log_probs_and_values_with_shared_prompts_equal_the_full_pass(family: str, max_tokens: int) -> None:
+    config_cls, lm_cls, backbone_cls = MODELS[family]
+    torch.manual_seed(0)
+    lm = lm_cls(config_cls(**SIZES)).eval()
+    critic = ValueModel(backbone_cls(config_cls(**SIZES))).eval()
+    batch = grouped_batch()
+    scores = {
+        "log_probs": lambda x: policy_outputs(lm, x, temperature=0.7, with_entropy=False)[0],
+        "values": lambda x: response_values(critic, x),
+    }
+    with torch.no_grad():
+        for score in scores.values():
+            full = packed_outputs(batch, score, max_tokens=max_tokens, pad_token_id=PAD, device="cpu")
+            reused = packed_outputs(
+                batch, score, max_tokens=max_tokens, pad_token_id=PAD, device="cpu", reuse_prompts=True
+            )
+            np.testing.assert_allclose(reused, full, atol=1e-5, rtol=1e-5)
+
+
+def test_shared_prompts_mark_each_row_with_its_own_prompt() -> None:
+    x = with_shared_prompts(model_input(grouped_batch(), PAD))
+    assert x.shared is not None and len(x.shared.rows) == 4 and x.forward_passes == 2
+    prompts = x.input_ids[:, : x.prompt_width]
+    torch.testing.assert_close(prompts[x.shared.rows][x.shared.index], prompts)
+
+
+def test_distinct_prompts_or_empty_responses_keep_the_full_pass() -> None:
+    distinct, empty = TrajectoryBuffer(), TrajectoryBuffer()
+    for g in range(3):
+        distinct.append([g + 1, 5], [7, 8], group_id=g)
+        empty.append([4, 5], [], group_id=0)
+    for batch in (distinct, empty):
+        x = with_shared_prompts(model_input(batch, PAD))
+        assert x.shared is None and x.forward_passes == 1
+
+
+def test_lockstep_counts_the_passes_run() -> None:
+    torch.manual_seed(0)
+    lm = Qwen3ForCausalLM(Qwen3Config(**SIZES)).eval()
+    batch, counts, calls = grouped_batch(), [], []
+    lm.register_forward_hook(lambda *_: calls.append(1))
+
+    def lockstep(count: int) -> int:
+        counts.append(count)
+        return count + 2
+
+    with torch.no_grad():
+        packed_outputs(
+            batch, lambda x: policy_outputs(lm, x, temperature=1.0, with_entropy=False)[0],
+            max_tokens=10_000, pad_token_id=PAD, device="cpu", lockstep=lockstep, reuse_prompts=True,
+        )
+    assert counts == [2] and len(calls) == 4  # prompts, responses, two placeholders
+
+
+def test_grouped_micro_batches_keep_groups_together_within_the_budget() -> None:
+    batch = grouped_batch()
+    parts = grouped_micro_batches(batch, 40)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(batch)))
+    for part in parts:
+        sub = batch.select(part)
+        width = int(sub.prompt_lengths.max()) + int(sub.response_lengths.max())
+        assert len(part) * width <= 40 or len(part) == 1
+        assert (np.diff(sub.group_ids) >= 0).all()
