@@ -20,7 +20,7 @@ from asyppo.checkpoint import complete_checkpoints
 from asyppo.config import load_train_config
 from asyppo.trainer import Trainer
 from safetensors.numpy import load_file
-from test_local_backend import run
+from test_local_backend import assert_nothing_left, roles_of, run, start_cli, wait_for_steps
 from trainer_assets import Assets
 
 TWO_WORKERS = ("runtime.backend=local", "actor.replicas=2", "critic.replicas=2")
@@ -80,3 +80,19 @@ def test_a_two_worker_checkpoint_resumes_with_one_worker(runs: Runs, assets: Ass
 def test_the_inline_backend_refuses_data_parallel_workers(assets: Assets, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"critic.replicas: 2 data-parallel workers need a process each.*runtime.backend=local"):
         load_train_config(None, assets.overrides(tmp_path, "critic.replicas=2", "runtime.backend=inline"))
+
+
+def test_a_worker_killed_mid_run_stops_the_run_naming_it(assets: Assets, tmp_path: Path) -> None:
+    # Its peers may be blocked in a collective waiting for it: the run must still stop, and clean.
+    driver = start_cli(assets, tmp_path / "run", "actor.replicas=2")
+    try:
+        wait_for_steps(tmp_path / "run", driver, 1)
+        roles = roles_of(driver)
+        roles["actor.rank1"].kill()
+        _, stderr = driver.communicate(timeout=120)
+        assert driver.returncode not in (0, None)
+        assert "actor.rank1" in stderr and "killed by signal 9" in stderr
+        assert_nothing_left(list(roles.values()), driver.pid)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
