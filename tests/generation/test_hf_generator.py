@@ -105,3 +105,24 @@ def test_the_static_cache_generates_what_the_dynamic_one_does(model: LlamaForCau
     a, b = dynamic.generate(prompts, greedy), static.generate(prompts, greedy)
     np.testing.assert_array_equal(a.token_ids, b.token_ids)
     np.testing.assert_array_equal(a.offsets, b.offsets)
+
+
+def test_the_samples_of_a_prompt_share_one_prefill_and_greedy_answers_do_not_change(
+    model: LlamaForCausalLM,
+) -> None:
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=6, n=3)
+    prompts = [[3, 4, 5, 9], [6], [7, 8]]
+    generator = HFGenerator(model, eos_token_id=EOS, pad_token_id=PAD, static_cache=False)
+    widths: list[int] = []
+    hook = model.register_forward_hook(
+        lambda _m, _a, kwargs, _o: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    try:
+        shared = generator.generate(prompts, greedy)
+    finally:
+        hook.remove()
+    assert widths[:2] == [3, 1]  # the 3 distinct prompts but their last column, then that column
+    for i, prompt in enumerate(prompts):
+        alone = generator.generate([prompt], SamplingParams(temperature=0.0, max_new_tokens=6))
+        for j in range(3):
+            assert shared.response(3 * i + j).tolist() == alone.response(0).tolist()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from transformers import (
 
 from asyppo.engine import offsets_from_lengths
 from asyppo.generation.base import GenerationOutput, SamplingParams, pack_responses
+from asyppo.models.loading import kv_cache_keyword
 
 
 def left_pad(
@@ -124,6 +126,30 @@ class StopOnText(StoppingCriteria):
         return done.to(input_ids.device)  # type: ignore[return-value]  # torch has no BoolTensor type
 
 
+def prefill_repeated_prompts(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> dict[str, Any]:
+    """``generate``'s keyword argument of a KV cache of every row's prompt but its last column,
+    each run of equal rows prefilled once and its cache repeated to the run; empty where no two
+    neighbouring rows are equal.
+
+    ``generate`` given this cache runs only the last column before decoding, so the n samples of a
+    prompt share one prefill. Position ids follow ``generate``'s rule (real tokens counted from 0,
+    padding at 1, masked anyway), so the result equals a full prefill up to float rounding.
+    """
+    width = input_ids.shape[1]
+    rows = torch.cat([input_ids, attention_mask], dim=1)
+    distinct, index = torch.unique_consecutive(rows, dim=0, return_inverse=True)
+    if len(distinct) == len(rows) or width < 2:
+        return {}
+    ids, mask = distinct[:, : width - 1], distinct[:, width : 2 * width - 1]
+    positions = (mask.cumsum(-1) - 1).masked_fill_(mask == 0, 1)
+    name = kv_cache_keyword(model)
+    cache = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)[name]
+    cache.batch_select_indices(index)
+    return {name: cache}
+
+
 #: With a static KV cache, prompts are left-padded to a multiple of this many tokens, so that the
 #: compiled decode step sees few distinct shapes (each new one recompiles).
 STATIC_WIDTH_BUCKET = 64
@@ -135,7 +161,8 @@ class HFGenerator:
     ``tokenizer``, to read the responses' text).
 
     The generator holds a reference to a causal LM; :meth:`sync_weights` points it at (or copies in)
-    the actor's published weights.
+    the actor's published weights. The n samples of a prompt share one prefill of the prompt
+    (:func:`prefill_repeated_prompts`; not with the static cache, which ``generate`` allocates).
     ``batch_size`` caps the sequences (prompts x n samples) per ``generate`` call to bound memory.
     ``static_cache`` (None: on CUDA) preallocates the KV cache for the whole response
     (``cache_implementation="static"``), with which transformers compiles the decode step on a GPU
@@ -239,11 +266,14 @@ class HFGenerator:
                 stopping = None
                 if reader is not None:
                     stopping = StoppingCriteriaList([StopOnText(reader, sampling.stop, width)])
+                input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+                prefilled = {} if self.static_cache else prefill_repeated_prompts(self.model, input_ids, attention_mask)
                 out = self.model.generate(  # type: ignore[operator]  # transformers types generate loosely
-                    input_ids=input_ids.to(device),
-                    attention_mask=attention_mask.to(device),
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
                     generation_config=config,
                     stopping_criteria=stopping,
+                    **prefilled,
                 )
                 packed = pack_responses(out[:, width:].cpu().numpy(), self.eos_token_id)
                 if reader is not None:

