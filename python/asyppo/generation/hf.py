@@ -17,7 +17,7 @@ from transformers import (
 
 from asyppo.engine import offsets_from_lengths
 from asyppo.generation.base import GenerationOutput, SamplingParams, pack_responses
-from asyppo.models.loading import kv_cache_keyword
+from asyppo.models.loading import forward_with_cache, kv_cache_keyword
 
 
 def left_pad(
@@ -144,10 +144,9 @@ def prefill_repeated_prompts(
         return {}
     ids, mask = distinct[:, : width - 1], distinct[:, width : 2 * width - 1]
     positions = (mask.cumsum(-1) - 1).masked_fill_(mask == 0, 1)
-    name = kv_cache_keyword(model)
-    cache = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)[name]
+    _, cache = forward_with_cache(model, None, input_ids=ids, attention_mask=mask, position_ids=positions)
     cache.batch_select_indices(index)
-    return {name: cache}
+    return {kv_cache_keyword(model): cache}
 
 
 #: With a static KV cache, prompts are left-padded to a multiple of this many tokens, so that the

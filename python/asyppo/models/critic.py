@@ -27,7 +27,7 @@ from transformers import AutoModel, Cache, PretrainedConfig, PreTrainedModel
 
 from asyppo.models.loading import (
     enable_gradient_checkpointing,
-    kv_cache_keyword,
+    forward_with_cache,
     load_pretrained_checked,
     quiet_transformers,
     read_model_config,
@@ -114,16 +114,11 @@ class ValueModel(nn.Module):
         and the L new ones, ``position_ids`` ``[B, L]`` the new ones. The trainer's prompt-prefix
         reuse runs a shared prompt once and its responses on its cache this way
         (``trainer.model_input.prefix_outputs``)."""
-        name = kv_cache_keyword(self.backbone)
-        out = self.backbone(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=True,
-            **{name: cache},
+        out, extended = forward_with_cache(
+            self.backbone, cache, input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
         )
         hidden = out.last_hidden_state[:, -keep:]
-        return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1).float(), out[name]
+        return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1).float(), extended
 
     def gradient_checkpointing_enable(self) -> None:
         """Checkpoint the backbone's layers (the head is tiny)."""

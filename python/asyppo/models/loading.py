@@ -119,6 +119,15 @@ def kv_cache_keyword(model: torch.nn.Module) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+def forward_with_cache(model: torch.nn.Module, cache: Any, **inputs: Any) -> tuple[Any, Any]:
+    """``model(**inputs)`` with the KV cache on, continuing ``cache`` (None: from the start):
+    its output and the cache extended by the inputs, under whichever name ``model`` gives the
+    cache (:func:`kv_cache_keyword`)."""
+    name = kv_cache_keyword(model)
+    out = model(use_cache=True, **inputs, **{name: cache})
+    return out, out[name]
+
+
 def context_length(config: PretrainedConfig) -> int | None:
     """The longest sequence the model reads, from its config (the first of `CONTEXT_KEYS` set);
     None when the config states none."""

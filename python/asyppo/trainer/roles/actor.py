@@ -25,7 +25,7 @@ from asyppo.algos import (
 from asyppo.config.schema import ActorConfig
 from asyppo.engine import TrajectoryBuffer
 from asyppo.models import load_actor
-from asyppo.models.loading import kv_cache_keyword
+from asyppo.models.loading import forward_with_cache
 from asyppo.runtime.weights import SharingMode, WeightPublisher, WeightsHandle
 from asyppo.trainer.model_input import (
     ModelInput,
@@ -75,16 +75,11 @@ def cached_logits(
 ) -> tuple[torch.Tensor, Cache]:
     """The causal LM as ``prefix_outputs``' ``CachedForward``: logits of the last ``keep``
     positions and the KV cache extended by ``input_ids``."""
-    name = kv_cache_keyword(model)
-    out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        use_cache=True,
+    out, extended = forward_with_cache(
+        model, cache, input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
         logits_to_keep=keep,
-        **{name: cache},
     )
-    return out.logits, out[name]
+    return out.logits, extended
 
 
 #: Key of the tokens a worker's metric sums are weighted by (summed over data-parallel workers).

@@ -112,7 +112,7 @@ class ZeroTraining:
 
     def step(self) -> float:
         if self.stage == 0:  # no ZeRO optimizer: its overflow check is ours to make
-            norm = _global_norm(self.params)
+            norm = float(torch.nn.utils.clip_grad_norm_(self.params, math.inf))  # measures, clips nothing
             if not math.isfinite(norm):
                 self.optimizer.zero_grad(set_to_none=True)
                 return norm
@@ -265,11 +265,4 @@ class _FullAdamState:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.training.load_full_adam_state(state_dict)
-
-
-def _global_norm(params: list[torch.nn.Parameter]) -> float:
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return 0.0
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
 
