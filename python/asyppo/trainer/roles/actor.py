@@ -29,8 +29,7 @@ from asyppo.models.loading import forward_with_cache
 from asyppo.runtime.weights import SharingMode, WeightPublisher, WeightsHandle
 from asyppo.trainer.model_input import (
     ModelInput,
-    micro_batches,
-    model_input,
+    model_inputs,
     placeholder_input,
     prefix_outputs,
 )
@@ -48,7 +47,7 @@ def policy_outputs(
 
     The LM head runs only on the R + 1 last positions (``logits_to_keep``), the ones that predict
     response tokens; the last of them predicts past the end and is dropped. An input with shared
-    prompts (no-grad passes) runs each prompt once (``prefix_outputs``).
+    prompts runs each prompt once (``prefix_outputs``).
     """
     if x.shared is not None:
         logits = prefix_outputs(x, partial(cached_logits, model))
@@ -91,8 +90,9 @@ class ActorRole(TrainableRole):
 
     ``weights_sharing`` (``live`` or ``snapshot``, ``asyppo.runtime.weights``) is how
     :meth:`publish_weights` shares the policy with the rollout role; None for a reference.
-    ``reuse_prompt_prefix``: :meth:`log_probs` runs each distinct prompt once
-    (``trainer.reuse_prompt_prefix``).
+    ``reuse_prompt_prefix``: :meth:`log_probs` and, where it can
+    (:meth:`reuses_prompts_in_update`), :meth:`update` run each distinct prompt of a micro-batch
+    once (``trainer.reuse_prompt_prefix``).
     """
 
     def __init__(
@@ -158,7 +158,8 @@ class ActorRole(TrainableRole):
         ``batch`` carries the token fields ``old_log_probs`` and ``advantages`` (float32 ``[T]``)
         and, when the objective uses them, ``adv_keep`` / ``ent_keep`` (bool ``[T]``) and
         ``ref_log_probs`` (float32 ``[T]``). Each mini-batch's micro-batches
-        (:func:`micro_batches`: each model input within ``micro_batch_tokens``) accumulate
+        (:func:`model_inputs`: each model input within ``micro_batch_tokens``, prompts shared
+        by several of its sequences run once where the role reuses them) accumulate
         gradients with the loss normalised by the mini-batch's global counts (``LossNormalizer``),
         so the gradient does not depend on the micro-batch split (docs/algorithm.md, step 8). As
         one of N data-parallel workers it runs its token-balanced share of each mini-batch and the
@@ -176,6 +177,7 @@ class ActorRole(TrainableRole):
         sums: dict[str, float] = defaultdict(float)
         grad_norms = []
         with_entropy = self.algo.entropy_coef > 0
+        reuse = self.reuses_prompts_in_update(self.reuse_prompt_prefix)
         for _ in range(self.ppo_epochs):
             order = rng.permutation(n)
             for start in range(0, n, size):
@@ -187,15 +189,15 @@ class ActorRole(TrainableRole):
                     constant=self.algo.loss_agg_constant or float(self.max_response_length),
                 )
                 mine = self.data_parallel.share(mini)
-                micros = micro_batches(mine, self.micro_batch_tokens)
-                count = self.training.micro_batches(len(micros))
-                for i, micro in enumerate(map(mine.select, micros), start=1):
-                    x = model_input(micro, self.pad_token_id, self.device)
+                inputs = list(model_inputs(mine, self.micro_batch_tokens, self.pad_token_id, self.device, reuse_prompts=reuse))
+                count = self.training.micro_batches(len(inputs))
+                for i, (index, x) in enumerate(inputs, start=1):
+                    micro = mine.select(index)
                     log_probs, entropy = policy_outputs(
                         self.model, x, temperature=self.temperature, with_entropy=with_entropy
                     )
                     padded = self._padded(x, micro)
-                    inputs = PolicyLossInputs(
+                    loss_inputs = PolicyLossInputs(
                         log_probs=log_probs,
                         old_log_probs=padded["old_log_probs"],
                         advantages=padded["advantages"],
@@ -205,7 +207,7 @@ class ActorRole(TrainableRole):
                         ent_keep=padded.get("ent_keep"),
                         ref_log_probs=padded.get("ref_log_probs"),
                     )
-                    loss, metrics = compute_policy_loss(inputs, self.algo, normalizer=normalizer)
+                    loss, metrics = compute_policy_loss(loss_inputs, self.algo, normalizer=normalizer)
                     self.training.backward(loss, last=i == count)
                     # actor/loss is this micro-batch's share of the mini-batch loss: it adds up;
                     # the other metrics are token-weighted means.
@@ -213,7 +215,7 @@ class ActorRole(TrainableRole):
                     for key, value in metrics.items():
                         sums[key] += value if key == "actor/loss" else value * tokens
                     sums[TOKENS] += tokens
-                for i in range(len(micros) + 1, count + 1):  # in lockstep with busier workers (ZeRO)
+                for i in range(len(inputs) + 1, count + 1):  # in lockstep with busier workers (ZeRO)
                     self.training.backward(self._placeholder_loss(), last=i == count)
                 grad_norms.append(self.training.step())
         totals = self.data_parallel.sum_over_workers(dict(sums))

@@ -17,8 +17,7 @@ from asyppo.engine import TrajectoryBuffer
 from asyppo.models import ValueModel, load_critic
 from asyppo.trainer.model_input import (
     ModelInput,
-    micro_batches,
-    model_input,
+    model_inputs,
     placeholder_input,
     prefix_outputs,
 )
@@ -32,8 +31,8 @@ MIN_RETURN_VARIANCE = 1e-8
 
 
 def response_values(model: ValueModel, x: ModelInput) -> torch.Tensor:
-    """float32 ``[B, R]``: V(s_t) for every response token t; an input with shared prompts
-    (no-grad passes) runs each prompt once (``prefix_outputs``)."""
+    """float32 ``[B, R]``: V(s_t) for every response token t; an input with shared prompts runs
+    each prompt once (``prefix_outputs``)."""
     if x.shared is not None:
         return prefix_outputs(x, model.continued)
     return x.response_slice(model(x.input_ids, x.attention_mask))
@@ -41,7 +40,8 @@ def response_values(model: ValueModel, x: ModelInput) -> torch.Tensor:
 
 class CriticRole(TrainableRole):
     """One critic with its own AdamW optimizer and schedule; ``reuse_prompt_prefix``: :meth:`values`
-    runs each distinct prompt once (``trainer.reuse_prompt_prefix``)."""
+    and, where it can (:meth:`reuses_prompts_in_update`), :meth:`update` run each distinct prompt
+    of a micro-batch once (``trainer.reuse_prompt_prefix``)."""
 
     def __init__(
         self,
@@ -119,11 +119,12 @@ class CriticRole(TrainableRole):
         )
         grad_norms = []
         mine = self.data_parallel.share(shard)
-        micros = micro_batches(mine, self.micro_batch_tokens)
-        count = self.training.micro_batches(len(micros))
+        reuse = self.reuses_prompts_in_update(self.reuse_prompt_prefix)
+        inputs = list(model_inputs(mine, self.micro_batch_tokens, self.pad_token_id, self.device, reuse_prompts=reuse))
+        count = self.training.micro_batches(len(inputs))
         for _ in range(self.ppo_epochs):
-            for i, micro in enumerate(map(mine.select, micros), start=1):
-                x = model_input(micro, self.pad_token_id, self.device)
+            for i, (index, x) in enumerate(inputs, start=1):
+                micro = mine.select(index)
                 values = response_values(self.model, x)
                 loss, step_metrics = compute_value_loss(
                     values,
@@ -138,7 +139,7 @@ class CriticRole(TrainableRole):
                 for key, value in step_metrics.items():
                     weight = 1.0 if key.endswith("/loss") else micro.n_tokens / shard.n_tokens
                     metrics[key.replace("critic/", f"{self.name}/")] += value * weight / self.ppo_epochs
-            for i in range(len(micros) + 1, count + 1):  # in lockstep with busier workers (ZeRO)
+            for i in range(len(inputs) + 1, count + 1):  # in lockstep with busier workers (ZeRO)
                 placeholder = response_values(self.model, placeholder_input(self.pad_token_id, self.device))
                 self.training.backward(placeholder.sum() * 0.0, last=i == count)
             grad_norms.append(self.training.step())

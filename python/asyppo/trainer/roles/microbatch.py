@@ -7,14 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from asyppo.engine import TrajectoryBuffer
-from asyppo.trainer.model_input import (
-    ModelInput,
-    grouped_micro_batches,
-    micro_batches,
-    model_input,
-    placeholder_input,
-    with_shared_prompts,
-)
+from asyppo.trainer.model_input import ModelInput, model_inputs, placeholder_input
 
 
 def packed_outputs(
@@ -29,25 +22,19 @@ def packed_outputs(
 ) -> np.ndarray:
     """float32 ``[T]``: ``score``'s ``[B, R]`` output for every response token, packed like ``batch``.
 
-    Micro-batches come from :func:`micro_batches` (the same split the updates use), so no model
+    Micro-batches come from :func:`model_inputs` (the same split the updates use), so no model
     input exceeds ``max_tokens`` cells unless a single sequence does; ``batch.token_index`` puts
     each one's tokens back in packed order. ``lockstep`` (data-parallel workers under ZeRO, whose
     forward passes are collective): how many passes to run given this worker's count; the extra
     ones score a :func:`placeholder_input` and are dropped.
 
-    ``reuse_prompts`` (prompt-prefix reuse): when some sequences share a prompt, micro-batches are
-    :func:`grouped_micro_batches` and ``score`` gets inputs marked by :func:`with_shared_prompts`
-    (it must then handle ``x.shared``, e.g. with ``prefix_outputs``), each such input counting
-    its ``forward_passes`` towards ``lockstep``.
+    ``reuse_prompts`` (prompt-prefix reuse, :func:`model_inputs`): ``score`` may get inputs with
+    shared prompts (it must then handle ``x.shared``, e.g. with ``prefix_outputs``), each
+    counting its ``forward_passes`` towards ``lockstep``.
     """
     out = np.zeros(batch.n_tokens, dtype=np.float32)
-    reuse = reuse_prompts and len(np.unique(batch.group_ids)) < len(batch)
-    indices = grouped_micro_batches(batch, max_tokens) if reuse else micro_batches(batch, max_tokens)
     passes = 0
-    for index in indices:
-        x = model_input(batch.select(index), pad_token_id, device)
-        if reuse:
-            x = with_shared_prompts(x)
+    for index, x in model_inputs(batch, max_tokens, pad_token_id, device, reuse_prompts=reuse_prompts):
         out[batch.token_index(index)] = x.to_packed(score(x).cpu()).numpy()
         passes += x.forward_passes
     for _ in range((lockstep(passes) if lockstep else passes) - passes):

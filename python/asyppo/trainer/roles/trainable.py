@@ -41,6 +41,14 @@ class TrainableRole:
         self.zero_stage = zero_stage
         self.offload_optimizer = offload_optimizer
 
+    def reuses_prompts_in_update(self, enabled: bool) -> bool:
+        """Whether the update runs each distinct prompt of a micro-batch once (prompt-prefix reuse,
+        ``trainer.model_input.prefix_outputs``), given ``trainer.reuse_prompt_prefix``: not under
+        ZeRO, whose gradient hooks expect each parameter once per backward and whose passes run in
+        lockstep, nor with gradient checkpointing, which turns the KV cache off in training."""
+        checkpointing = any(getattr(m, "gradient_checkpointing", False) is True for m in self.model.modules())
+        return enabled and not self.training.collective and not checkpointing
+
     def save(self, directory: str | Path) -> None:
         """Write weights, optimizer, schedule and this process's RNG into ``directory`` (rank 0
         writes; ``checkpoint.save_state``; the driver publishes the step's checkpoint atomically)."""

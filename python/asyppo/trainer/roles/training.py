@@ -24,7 +24,12 @@ from asyppo.trainer.roles.data_parallel import DataParallel
 
 
 class Training(Protocol):
-    """A role's optimisation: ``backward`` each micro-batch's loss, ``step`` once per mini-batch."""
+    """A role's optimisation: ``backward`` each micro-batch's loss, ``step`` once per mini-batch.
+
+    ``collective``: forward and backward passes are collective operations (ZeRO), so every worker
+    runs the same passes in lockstep (:meth:`micro_batches`)."""
+
+    collective: bool
 
     def backward(self, loss: torch.Tensor, *, last: bool) -> None:
         """Accumulate ``loss``'s gradients; ``last``: the mini-batch's last micro-batch here."""
@@ -68,6 +73,7 @@ class PlainTraining:
     scheduler: Any
     grad_clip: float | None
     data_parallel: DataParallel
+    collective = False
 
     def backward(self, loss: torch.Tensor, *, last: bool) -> None:
         loss.backward()

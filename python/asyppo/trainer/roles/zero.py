@@ -85,6 +85,8 @@ def deepspeed_config(stage: int, *, offload_optimizer: bool, grad_clip: float | 
 class ZeroTraining:
     """:class:`~asyppo.trainer.roles.training.Training` under DeepSpeed ZeRO (module docstring)."""
 
+    collective = True
+
     def __init__(self, plain: PlainTraining, *, stage: int, offload_optimizer: bool, device: str) -> None:
         self.deepspeed = import_deepspeed(device)
         # What DeepSpeed's launcher would set: LOCAL_RANK picks the worker's accelerator.
