@@ -222,11 +222,13 @@ class TrainerConfig(Section):
     reuse_prompt_prefix: bool = Field(
         True,
         description=(
-            "No-grad passes (old and reference log-probs, values, behaviour log-probs) run each "
-            "distinct prompt of a micro-batch once and its responses on a copy of its KV cache, "
-            "micro-batches filled group by group: the same outputs (to rounding) for about the "
-            "cost of the responses when prompts are long. The cache holds up to micro_batch_tokens "
-            "tokens of keys and values of every layer; false: one full pass per micro-batch."
+            "The no-grad passes (old and reference log-probs, values, behaviour log-probs) and the "
+            "actor's and critics' updates run each distinct prompt of a micro-batch once and its "
+            "responses on a copy of its KV cache, micro-batches filled group by group: the same "
+            "outputs and gradients (to rounding) for about the cost of the responses when prompts "
+            "are long. Not in updates under ZeRO or gradient checkpointing. The cache holds up to "
+            "micro_batch_tokens tokens of keys and values of every layer; false: one full pass per "
+            "micro-batch."
         ),
     )
     seed: int = Field(42, description="Seeds sampling, sharding, masks and initialisation (A.3: 42).")
