@@ -1,5 +1,5 @@
 """compare's statistics: Student-t quantiles, the 95 % interval against a hand computation, AUC,
-and the aggregation of runs into (task, method) cells."""
+the aggregation of runs into (task, method) cells, and paired differences from a baseline."""
 
 from __future__ import annotations
 
@@ -115,3 +115,41 @@ def test_aggregate_groups_by_task_and_method_with_mean_curves(tmp_path: Path) ->
     assert "| sums | b | 1 | 20.0 | 30.0 | " in table[3]
     png = plot_curves(cells, tmp_path / "c.png", title="t")
     assert png.stat().st_size > 1000
+
+
+def test_paired_differences_from_the_baseline_against_a_hand_computation(tmp_path: Path) -> None:
+    # Final accuracies by seed: base 0.2 / 0.5 / 0.8, b 0.3 / 0.7 / 0.9 (seed 4 has no baseline
+    # run and is left out of the pairs). Differences 0.1, 0.2, 0.1: mean 0.4/3, s = sqrt(((0.1 -
+    # 0.4/3)^2 * 2 + (0.2 - 0.4/3)^2) / 2) = 0.0577350..., half-width t_{0.975,2} s / sqrt(3) =
+    # 0.1434217...: [-0.0100884, 0.2767550], so it includes 0. b's own interval over its seeds
+    # is far wider (the seeds' spread), the paired one is not.
+    runs = [fake_run(tmp_path, "sums", "base", s, [0.1, acc]) for s, acc in ((1, 0.2), (2, 0.5), (3, 0.8))]
+    runs += [fake_run(tmp_path, "sums", "b", s, [0.1, acc]) for s, acc in ((1, 0.3), (2, 0.7), (3, 0.9), (4, 0.0))]
+    runs.append(fake_run(tmp_path, "chain", "b", 1, [0.1, 0.4]))  # no baseline on this task
+    cells = aggregate([read_run(r) for r in runs], baseline="base")
+    base, b, chain_b = cells
+    assert base.baseline is None and b.baseline is base and chain_b.baseline is None
+    diff = b.paired("final")
+    s = math.sqrt(((0.1 - 0.4 / 3) ** 2 * 2 + (0.2 - 0.4 / 3) ** 2) / 2)
+    half = T975[2] * s / math.sqrt(3)
+    assert diff.n == 3 and diff.mean == pytest.approx(0.4 / 3)
+    assert (diff.low, diff.high) == (pytest.approx(0.4 / 3 - half), pytest.approx(0.4 / 3 + half))
+    assert half == pytest.approx(0.14342176, rel=1e-6)
+    assert math.isnan(chain_b.paired("final").mean)
+    table = write_markdown(cells, tmp_path / "r.md").read_text().splitlines()
+    assert table[0].endswith("| Δ final vs base (paired) | Δ AUC vs base (paired) |")
+    assert table[2].endswith("| — | — |")
+    assert "| +13.3 ± 14.3 [-1.0, 27.7] |" in table[3] and "*" not in table[3]
+    data = json.loads(write_json(cells, tmp_path / "r.json").read_text())
+    assert data[1]["paired"]["baseline"] == "base" and "paired" not in data[0]
+    assert data[1]["paired"]["final"]["mean"] == pytest.approx(0.4 / 3, abs=1e-6)
+    assert write_csv(cells, tmp_path / "r.csv").read_text().splitlines()[0].endswith("auc_diff_mean,auc_diff_low95,auc_diff_high95")
+
+
+def test_a_difference_whose_interval_excludes_zero_is_marked(tmp_path: Path) -> None:
+    runs = [fake_run(tmp_path, "sums", "base", s, [0.1, acc]) for s, acc in ((1, 0.2), (2, 0.5), (3, 0.8))]
+    runs += [fake_run(tmp_path, "sums", "b", s, [0.1, acc]) for s, acc in ((1, 0.3), (2, 0.61), (3, 0.9))]
+    cells = aggregate([read_run(r) for r in runs], baseline="base")
+    assert cells[1].paired("final").low > 0
+    line = write_markdown(cells, tmp_path / "r.md").read_text().splitlines()[3]
+    assert line.endswith(" * |") or " * | " in line

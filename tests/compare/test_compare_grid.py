@@ -46,6 +46,16 @@ methods:
     assert "trainer.steps=7" in changed.runs()[0].overrides and changed.overrides[-1] == "a.b=1"
 
 
+def test_the_baseline_is_checked_and_dropped_with_its_method(tmp_path: Path) -> None:
+    study = load_study(write(tmp_path / "s.yaml", "methods: {a: [], g: [algo.name=grpo]}\nbaseline: a\n"))
+    assert study.baseline == "a"
+    assert with_command_line(study, only_methods=["g"]).baseline is None
+    assert with_command_line(study, only_methods=["a", "g"]).baseline == "a"
+    assert with_command_line(study, baseline="g").baseline == "g"
+    with pytest.raises(ConfigError, match="--baseline: baseline: 'x' is not one of the methods"):
+        with_command_line(study, baseline="x")
+
+
 @pytest.mark.parametrize(("text", "names"), [
     ("methods: {a: []}\nsedes: [1]\n", "sedes: unknown key"),
     ("methods: {a: []}\nseeds: [1, 1]\n", "seeds: a seed is listed twice"),
@@ -57,6 +67,7 @@ methods:
     ("seeds: [1]\n", "methods: missing"),
     ("methods: {a: []}\nsteps: 0\n", "steps: expected an integer >= 1"),
     ("methods: {a: []}\ntasks: {t: {overrides: [x=1], more: 1}}\n", "tasks.t.more: unknown key"),
+    ("methods: {a: []}\nbaseline: b\n", "baseline: 'b' is not one of the methods (a)"),
 ])
 def test_study_errors_name_the_file_and_the_key(tmp_path: Path, text: str, names: str) -> None:
     path = write(tmp_path / "bad.yaml", text)

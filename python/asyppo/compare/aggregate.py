@@ -19,6 +19,13 @@ confidence interval from Student's t on the per-seed values::
     interval = mean -+ t_{0.975, n-1} * s / sqrt(n)
 
 (no interval for n = 1). Curves are aggregated the same way at every step all seeds evaluated.
+
+With a **baseline** method, each other method of a task is also compared with it seed by seed:
+with the same seed every method sees the same prompts and the same first rollout, so the per-seed
+differences d_i = x_i - b_i (over the seeds both ran) share the seed's luck, and their mean and
+t-interval (the paired t-test's) separate methods that the per-method intervals, wide with the
+seed-to-seed spread, cannot. An interval that excludes 0 is a difference significant at the 5 %
+level (two-sided, no correction for the number of comparisons).
 """
 
 from __future__ import annotations
@@ -199,6 +206,7 @@ class Cell:
     runs: list[RunRecord]
     samples: list[int] = field(default_factory=list)  # x of the mean curve
     curve: list[Estimate] = field(default_factory=list)
+    baseline: Cell | None = None  # the same task's baseline method, if any (not the baseline itself)
 
     @property
     def seeds(self) -> list[int]:
@@ -207,9 +215,18 @@ class Cell:
     def estimate(self, what: str) -> Estimate:
         return mean_interval([getattr(r, what) for r in self.runs])
 
+    def paired(self, what: str) -> Estimate:
+        """Mean and 95 % interval of ``what`` minus the baseline's, seed by seed over the seeds both
+        ran (module docstring); NaN without a baseline."""
+        if self.baseline is None:
+            return Estimate(math.nan, math.nan, math.nan, 0)
+        theirs = {r.seed: getattr(r, what) for r in self.baseline.runs}
+        return mean_interval([getattr(r, what) - theirs[r.seed] for r in self.runs if r.seed in theirs])
 
-def aggregate(records: Sequence[RunRecord]) -> list[Cell]:
-    """Group ``records`` by (task, method), in first-seen order, with their mean curves."""
+
+def aggregate(records: Sequence[RunRecord], baseline: str | None = None) -> list[Cell]:
+    """Group ``records`` by (task, method), in first-seen order, with their mean curves; every
+    other method of a task that ran ``baseline`` gets it as its :attr:`Cell.baseline`."""
     cells: dict[tuple[str, str], Cell] = {}
     for record in records:
         cells.setdefault((record.task, record.method), Cell(record.task, record.method, [])).runs.append(record)
@@ -217,4 +234,6 @@ def aggregate(records: Sequence[RunRecord]) -> list[Cell]:
         common = sorted(set.intersection(*(set(zip(r.steps, r.samples)) for r in cell.runs)))
         cell.samples = [x for _, x in common]
         cell.curve = [mean_interval([r.accuracy[r.steps.index(s)] for r in cell.runs]) for s, _ in common]
+        if cell.method != baseline:
+            cell.baseline = cells.get((cell.task, str(baseline)))
     return list(cells.values())

@@ -36,6 +36,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="trainer.steps of every run")
     p.add_argument("--eval-every", type=int, help="trainer.eval_every of every run")
     p.add_argument("--output-dir", help="where the runs and the report go")
+    p.add_argument("--baseline", metavar="METHOD",
+                   help="report each method's paired difference from this one (replaces the file's baseline)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (each gets cores // jobs torch threads)")
     p.add_argument("--threads", type=int, help="torch threads per run (default: cores // jobs)")
@@ -66,7 +68,7 @@ def build_study(args: argparse.Namespace) -> Study:
                       methods=tuple(_parse_method(m) for m in args.method))
     return with_command_line(
         study, seeds=args.seeds, steps=args.steps, eval_every=args.eval_every, output_dir=args.output_dir,
-        overrides=args.set, only_methods=args.only, only_tasks=args.task,
+        overrides=args.set, only_methods=args.only, only_tasks=args.task, baseline=args.baseline,
     )
 
 
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(runs) - len(finished)} of {len(runs)} runs are not finished: left out of the report")
     if not finished:
         return 1
-    cells = aggregate([read_run(r) for r in finished])
+    cells = aggregate([read_run(r) for r in finished], baseline=study.baseline)
     study.output_dir.mkdir(parents=True, exist_ok=True)
     print_table(cells, title=study.name)
     out = study.output_dir

@@ -1,6 +1,7 @@
 """Report aggregated cells: a rich table on the console, ``results.csv``, ``results.json`` and one
 PNG of accuracy curves (one panel per task, one curve per method with its 95 % band, the layout of
-the paper's learning-curve figures)."""
+the paper's learning-curve figures). With a baseline, the table, CSV and JSON also give each
+method's paired difference from it in final accuracy and AUC (``Cell.paired``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from rich.table import Table
 from asyppo.compare.aggregate import Cell, Estimate
 
 METRICS = ("final", "auc", "start", "wall_s", "peak_mem_mb")
-_HEADERS = {"final": "final acc", "auc": "AUC", "start": "start acc", "wall_s": "wall s", "peak_mem_mb": "peak MiB"}
+#: Numbers also given as paired differences from the baseline.
+PAIRED = ("final", "auc")
 
 
 def _percent(e: Estimate) -> str:
@@ -33,17 +35,46 @@ def _plain(e: Estimate, digits: int = 0) -> str:
     return "n/a" if math.isnan(e.mean) else f"{e.mean:.{digits}f}"
 
 
+def _bounds(e: Estimate) -> str:
+    return "" if math.isnan(e.low) else f" [{100 * e.low:.1f}, {100 * e.high:.1f}]"
+
+
+def _difference(cell: Cell, what: str, *, bounds: bool = False) -> str:
+    """The paired difference from the baseline in points, ``+2.1 ± 3.0`` (``*`` when its interval
+    excludes 0), ``—`` for the baseline itself."""
+    if cell.baseline is None:
+        return "—"
+    e = cell.paired(what)
+    if math.isnan(e.mean):
+        return "n/a"
+    if math.isnan(e.low):
+        return f"{100 * e.mean:+.1f}"
+    mark = " *" if e.low > 0 or e.high < 0 else ""
+    return f"{100 * e.mean:+.1f} ± {100 * e.half_width:.1f}{_bounds(e) if bounds else ''}{mark}"
+
+
+def baseline_of(cells: Sequence[Cell]) -> str | None:
+    """The baseline method the cells are compared with, if any."""
+    return next((c.baseline.method for c in cells if c.baseline is not None), None)
+
+
 def print_table(cells: Sequence[Cell], console: Console | None = None, title: str = "comparison") -> None:
-    """Accuracy in %, mean ± half-width of the 95 % interval over seeds."""
+    """Accuracy in %, mean ± half-width of the 95 % interval over seeds; with a baseline, the
+    paired differences from it in points (``*``: the interval excludes 0)."""
+    baseline = baseline_of(cells)
     table = Table(title=f"{title} (mean ± 95 % t-interval over seeds; accuracy in %)")
-    for header in ("task", "method", "seeds", "start acc", "final acc", "AUC", "wall s", "peak MiB"):
+    headers = ["task", "method", "seeds", "start acc", "final acc", "AUC", "wall s", "peak MiB"]
+    if baseline:
+        headers += [f"Δ final vs {baseline}", f"Δ AUC vs {baseline}"]
+    for header in headers:
         table.add_column(header, justify="left" if header in ("task", "method") else "right")
     for cell in cells:
-        table.add_row(
+        row = [
             cell.task, cell.method, str(len(cell.runs)), _percent(cell.estimate("start")),
             _percent(cell.estimate("final")), _percent(cell.estimate("auc")),
             _plain(cell.estimate("wall_s")), _plain(cell.estimate("peak_mem_mb")),
-        )
+        ]
+        table.add_row(*row, *([_difference(cell, w) for w in PAIRED] if baseline else []))
     (console or Console()).print(table)
 
 
@@ -51,14 +82,20 @@ def _json_number(x: float) -> float | None:
     return None if math.isnan(x) else round(x, 6)
 
 
+def _json_estimate(e: Estimate) -> dict[str, float | None]:
+    return {"mean": _json_number(e.mean), "low95": _json_number(e.low), "high95": _json_number(e.high)}
+
+
 def cells_to_json(cells: Sequence[Cell]) -> list[dict[str, object]]:
     out = []
     for cell in cells:
         entry: dict[str, object] = {"task": cell.task, "method": cell.method, "seeds": cell.seeds}
         for name in METRICS:
-            e = cell.estimate(name)
-            entry[name] = {"mean": _json_number(e.mean), "low95": _json_number(e.low),
-                           "high95": _json_number(e.high), "per_seed": [_json_number(getattr(r, name)) for r in cell.runs]}
+            entry[name] = {**_json_estimate(cell.estimate(name)),
+                           "per_seed": [_json_number(getattr(r, name)) for r in cell.runs]}
+        if cell.baseline is not None:
+            entry["paired"] = {"baseline": cell.baseline.method,
+                               **{name: _json_estimate(cell.paired(name)) for name in PAIRED}}
         entry["curve"] = [
             {"samples": x, "mean": _json_number(e.mean), "low95": _json_number(e.low), "high95": _json_number(e.high)}
             for x, e in zip(cell.samples, cell.curve)
@@ -73,36 +110,44 @@ def write_json(cells: Sequence[Cell], path: Path) -> Path:
 
 
 def write_csv(cells: Sequence[Cell], path: Path) -> Path:
-    """One row per (task, method): per metric its mean and 95 % bounds."""
+    """One row per (task, method): per metric its mean and 95 % bounds; with a baseline also the
+    paired differences (``final_diff_*``, ``auc_diff_*``; empty on the baseline's rows)."""
+    paired = baseline_of(cells) is not None
+    columns = [f"{m}_{s}" for m in METRICS for s in ("mean", "low95", "high95")]
+    if paired:
+        columns += [f"{m}_diff_{s}" for m in PAIRED for s in ("mean", "low95", "high95")]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["task", "method", "n_seeds", "seeds",
-                         *(f"{m}_{s}" for m in METRICS for s in ("mean", "low95", "high95"))])
+        writer.writerow(["task", "method", "n_seeds", "seeds", *columns])
         for cell in cells:
-            values = []
-            for name in METRICS:
-                e = cell.estimate(name)
-                values += ["" if math.isnan(v) else f"{v:.6g}" for v in (e.mean, e.low, e.high)]
+            estimates = [cell.estimate(name) for name in METRICS]
+            if paired:
+                estimates += [cell.paired(name) for name in PAIRED]
+            values = ["" if math.isnan(v) else f"{v:.6g}" for e in estimates for v in (e.mean, e.low, e.high)]
             writer.writerow([cell.task, cell.method, len(cell.runs), " ".join(map(str, cell.seeds)), *values])
     return path
 
 
 def write_markdown(cells: Sequence[Cell], path: Path) -> Path:
     """The console table as Markdown (accuracy in %, mean ± half-width of the 95 % interval, and
-    the interval itself), for pasting into a results page unedited."""
-    lines = ["| task | method | seeds | start acc | final acc (95 % CI) | AUC (95 % CI) | wall s | peak MiB |",
-             "|---|---|---|---|---|---|---|---|"]
+    the interval itself; with a baseline its paired differences), for a results page unedited."""
+    baseline = baseline_of(cells)
+    header = "| task | method | seeds | start acc | final acc (95 % CI) | AUC (95 % CI) | wall s | peak MiB |"
+    rule = "|---|---|---|---|---|---|---|---|"
+    if baseline:
+        header += f" Δ final vs {baseline} (paired) | Δ AUC vs {baseline} (paired) |"
+        rule += "---|---|"
+    lines = [header, rule]
     for cell in cells:
         final, auc = cell.estimate("final"), cell.estimate("auc")
-
-        def bounds(e: Estimate) -> str:
-            return "" if math.isnan(e.low) else f" [{100 * e.low:.1f}, {100 * e.high:.1f}]"
-
-        lines.append(
+        line = (
             f"| {cell.task} | {cell.method} | {' '.join(map(str, cell.seeds))} | {_percent(cell.estimate('start'))} "
-            f"| {_percent(final)}{bounds(final)} | {_percent(auc)}{bounds(auc)} "
+            f"| {_percent(final)}{_bounds(final)} | {_percent(auc)}{_bounds(auc)} "
             f"| {_plain(cell.estimate('wall_s'))} | {_plain(cell.estimate('peak_mem_mb'))} |"
         )
+        if baseline:
+            line += "".join(f" {_difference(cell, what, bounds=True)} |" for what in PAIRED)
+        lines.append(line)
     path.write_text("\n".join(lines) + "\n")
     return path
 

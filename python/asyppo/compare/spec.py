@@ -13,6 +13,7 @@ A study file (``configs/study/*.yaml``)::
     methods:                        # name -> {config: FILE or null, overrides: [...]} or [overrides]
       asyppo: []
       grpo: {overrides: [algo.name=grpo]}
+    baseline: asyppo                # optional: report each method's paired difference from it
 
 A run's config is ``load_train_config(method.config, overrides)`` with the overrides in this order:
 the study's, the task's, the method's, then those the grid sets itself (``trainer.steps``,
@@ -33,7 +34,7 @@ import yaml
 from asyppo.config import ConfigError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_TOP_KEYS = ("name", "output_dir", "seeds", "steps", "eval_every", "overrides", "tasks", "methods")
+_TOP_KEYS = ("name", "output_dir", "seeds", "steps", "eval_every", "overrides", "tasks", "methods", "baseline")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Study:
     steps: int | None = None
     eval_every: int | None = None
     overrides: tuple[str, ...] = ()
+    baseline: str | None = None
     source: str = "<command line>"
 
     def runs(self) -> list[RunSpec]:
@@ -202,17 +204,28 @@ def parse_study(tree: Any, *, source: str, base: Path | None = None, default_nam
     if len(set(seeds)) != len(seeds):
         raise _fail(source, "seeds", f"a seed is listed twice: {seeds}")
     steps, eval_every = tree.get("steps"), tree.get("eval_every")
+    methods = _methods(tree["methods"], source, base)
     return Study(
         name=_name(tree.get("name", default_name), source, "name"),
         output_dir=Path(str(tree.get("output_dir") or f"runs/study/{tree.get('name', default_name)}")),
-        methods=_methods(tree["methods"], source, base),
+        methods=methods,
         tasks=_tasks(tree.get("tasks"), source),
         seeds=tuple(seeds),
         steps=None if steps is None else _positive_int(steps, source, "steps", minimum=1),
         eval_every=None if eval_every is None else _positive_int(eval_every, source, "eval_every", minimum=0),
         overrides=_str_list(tree.get("overrides"), source, "overrides"),
+        baseline=_baseline(tree.get("baseline"), methods, source),
         source=source,
     )
+
+
+def _baseline(value: Any, methods: tuple[Method, ...], source: str) -> str | None:
+    if value is None:
+        return None
+    names = [m.name for m in methods]
+    if value not in names:
+        raise _fail(source, "baseline", f"{value!r} is not one of the methods ({', '.join(names)})")
+    return str(value)
 
 
 def load_study(path: str | Path) -> Study:
@@ -237,10 +250,11 @@ def with_command_line(
     overrides: list[str] | None = None,
     only_methods: list[str] | None = None,
     only_tasks: list[str] | None = None,
+    baseline: str | None = None,
 ) -> Study:
     """``study`` with the command line's changes (given values replace the file's; overrides are
     appended to the study-wide ones, so they win over the file's study-wide overrides but not over
-    a task's or a method's)."""
+    a task's or a method's). A baseline left out by ``only_methods`` is dropped."""
     changes: dict[str, Any] = {}
     if seeds:
         changes["seeds"] = tuple(seeds)
@@ -260,4 +274,9 @@ def with_command_line(
                 raise ConfigError(f"{study.source}: {what}: {missing[0]!r} is not in the study "
                                   f"(it has {', '.join(known)})")
             changes[what] = tuple(known[n] for n in names)
+    methods = changes.get("methods", study.methods)
+    if baseline is not None:
+        changes["baseline"] = _baseline(baseline, methods, "--baseline")
+    elif study.baseline not in {m.name for m in methods}:
+        changes["baseline"] = None
     return replace(study, **changes)
