@@ -12,6 +12,7 @@ import pytest
 import torch
 from asyppo.engine import TrajectoryBuffer
 from asyppo.models import ValueModel
+from asyppo.models.loading import enable_gradient_checkpointing
 from asyppo.trainer.model_input import (
     ModelInput,
     grouped_micro_batches,
@@ -192,5 +193,8 @@ def test_the_update_reuses_prompts_only_where_it_can() -> None:
         role.training.collective = True
         assert not TrainableRole.reuses_prompts_in_update(role, True)
         role.training.collective = False
-        model.gradient_checkpointing_enable()
+        if isinstance(model, ValueModel):
+            model.gradient_checkpointing_enable()
+        else:
+            enable_gradient_checkpointing(model)
         assert not TrainableRole.reuses_prompts_in_update(role, True)
