@@ -104,7 +104,7 @@ def gradient_row(
 
     def gradients(reuse: bool) -> torch.Tensor:
         model.zero_grad(set_to_none=True)
-        for _, x in model_inputs(batch, max_tokens, pad, "cpu", reuse_prompts=reuse):
+        for _, _, x in model_inputs(batch, max_tokens, pad, "cpu", reuse_prompts=reuse):
             (score(x) * x.response_mask).sum().backward()
         return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 

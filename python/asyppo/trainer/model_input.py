@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import torch
@@ -189,16 +189,26 @@ def grouped_micro_batches(batch: TrajectoryBuffer, max_tokens: int) -> list[np.n
     return [*out, order[start:]] if len(order) else out
 
 
+class MicroBatch(NamedTuple):
+    """One micro-batch of a batch: its sequence ``index`` (int64 ``[B]``) in the batch, those
+    ``sequences`` (``batch.select(index)``, with their token fields) and their model ``input``."""
+
+    index: np.ndarray
+    sequences: TrajectoryBuffer
+    input: ModelInput
+
+
 def model_inputs(
     batch: TrajectoryBuffer, max_tokens: int, pad_token_id: int, device: torch.device | str, *, reuse_prompts: bool
-) -> Iterator[tuple[np.ndarray, ModelInput]]:
-    """``batch``'s micro-batches within ``max_tokens`` cells: each one's sequence indices and its
-    :class:`ModelInput`. With ``reuse_prompts`` and some prompt group holding several sequences,
+) -> Iterator[MicroBatch]:
+    """``batch``'s micro-batches within ``max_tokens`` cells (:class:`MicroBatch`, each selected
+    once). With ``reuse_prompts`` and some prompt group holding several sequences,
     they are :func:`grouped_micro_batches` and each input is marked by :func:`with_shared_prompts`
     (its scorer must handle ``x.shared``, e.g. with :func:`prefix_outputs`); otherwise they are
     :func:`micro_batches` and each input is one full pass."""
     reuse = reuse_prompts and len(np.unique(batch.group_ids)) < len(batch)
     indices = grouped_micro_batches(batch, max_tokens) if reuse else micro_batches(batch, max_tokens)
     for index in indices:
-        x = model_input(batch.select(index), pad_token_id, device)
-        yield index, with_shared_prompts(x) if reuse else x
+        sequences = batch.select(index)
+        x = model_input(sequences, pad_token_id, device)
+        yield MicroBatch(index, sequences, with_shared_prompts(x) if reuse else x)

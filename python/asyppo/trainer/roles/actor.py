@@ -191,8 +191,7 @@ class ActorRole(TrainableRole):
                 mine = self.data_parallel.share(mini)
                 inputs = list(model_inputs(mine, self.micro_batch_tokens, self.pad_token_id, self.device, reuse_prompts=reuse))
                 count = self.training.micro_batches(len(inputs))
-                for i, (index, x) in enumerate(inputs, start=1):
-                    micro = mine.select(index)
+                for i, (_, micro, x) in enumerate(inputs, start=1):
                     log_probs, entropy = policy_outputs(
                         self.model, x, temperature=self.temperature, with_entropy=with_entropy
                     )

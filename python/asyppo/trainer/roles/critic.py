@@ -123,8 +123,7 @@ class CriticRole(TrainableRole):
         inputs = list(model_inputs(mine, self.micro_batch_tokens, self.pad_token_id, self.device, reuse_prompts=reuse))
         count = self.training.micro_batches(len(inputs))
         for _ in range(self.ppo_epochs):
-            for i, (index, x) in enumerate(inputs, start=1):
-                micro = mine.select(index)
+            for i, (_, micro, x) in enumerate(inputs, start=1):
                 values = response_values(self.model, x)
                 loss, step_metrics = compute_value_loss(
                     values,

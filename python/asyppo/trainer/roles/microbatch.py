@@ -34,7 +34,7 @@ def packed_outputs(
     """
     out = np.zeros(batch.n_tokens, dtype=np.float32)
     passes = 0
-    for index, x in model_inputs(batch, max_tokens, pad_token_id, device, reuse_prompts=reuse_prompts):
+    for index, _, x in model_inputs(batch, max_tokens, pad_token_id, device, reuse_prompts=reuse_prompts):
         out[batch.token_index(index)] = x.to_packed(score(x).cpu()).numpy()
         passes += x.forward_passes
     for _ in range((lockstep(passes) if lockstep else passes) - passes):
