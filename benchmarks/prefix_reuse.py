@@ -10,8 +10,10 @@ process, and prints the medians, their ratio and the largest difference between 
 With ``--update`` it also times the updates' work: a forward and backward pass over every
 micro-batch of the actor (log-probs and entropies, as the policy loss needs them) and of the
 critic, the difference being the largest between the gradients (beside the largest gradient). With ``--generate`` it also times ``HFGenerator.generate`` (greedy, ``--response-tokens`` new
-tokens) with one prefill per sample (the baseline, ``prefill_repeated_prompts`` switched off) and
-with one per prompt, and checks that the greedy tokens are the same.
+tokens) with one prefill per sample (the baseline, ``prefill_shared_prompts`` switched off) and
+with shared prefills (one per prompt, the worked examples every prompt begins with once for all),
+and checks that the greedy tokens are the same. The trainer's passes share that beginning too,
+across the distinct prompts of a micro-batch.
 
     python benchmarks/prefix_reuse.py                    # 8 prompts x 8 samples, 64 tokens, 3 repeats
     python benchmarks/prefix_reuse.py --n 4 --response-tokens 32 --generate --update
@@ -71,23 +73,23 @@ def timed(run: Callable[[], Any]) -> tuple[float, Any]:
 
 def generation_row(actor: Any, path: str, batch: TrajectoryBuffer, n: int, new_tokens: int, repeats: int) -> str:
     """Greedy generation (up to ``new_tokens``) of ``batch``'s prompts, ``n`` samples each, with a
-    prefill per sample (baseline) and per prompt, alternating; the table row, tokens compared."""
+    prefill per sample (baseline) and shared prefills, alternating; the table row, tokens compared."""
     tokenizer = AutoTokenizer.from_pretrained(path)
     pad = int(tokenizer.pad_token_id)
     generator = hf.HFGenerator(actor, eos_token_id=int(tokenizer.eos_token_id), pad_token_id=pad, static_cache=False)
     offsets = batch.prompt_offsets
     prompts = [batch.prompt_ids[offsets[i] : offsets[i + 1]].tolist() for i in range(0, len(batch), n)]
     greedy = SamplingParams(temperature=0.0, max_new_tokens=new_tokens, n=n)
-    shared_prefill = hf.prefill_repeated_prompts
+    shared_prefill = hf.prefill_shared_prompts
     times: dict[bool, list[float]] = {False: [], True: []}
     tokens = {}
     for _ in range(repeats):
         for reuse in (False, True):
-            hf.prefill_repeated_prompts = shared_prefill if reuse else lambda *_: {}
+            hf.prefill_shared_prompts = shared_prefill if reuse else lambda _model, _ids, mask: ({}, mask)
             seconds, out = timed(lambda: generator.generate(prompts, greedy))
             times[reuse].append(seconds)
             tokens[reuse] = out.token_ids
-    hf.prefill_repeated_prompts = shared_prefill
+    hf.prefill_shared_prompts = shared_prefill
     full, reused = statistics.median(times[False]), statistics.median(times[True])
     same = "same tokens" if np.array_equal(tokens[False], tokens[True]) else "tokens differ"
     name = f"greedy generation ({new_tokens} new tokens)"

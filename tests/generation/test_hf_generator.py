@@ -126,3 +126,27 @@ def test_the_samples_of_a_prompt_share_one_prefill_and_greedy_answers_do_not_cha
         alone = generator.generate([prompt], SamplingParams(temperature=0.0, max_new_tokens=6))
         for j in range(3):
             assert shared.response(3 * i + j).tolist() == alone.response(0).tolist()
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_prompts_that_begin_alike_share_one_prefill_of_their_beginning(model: LlamaForCausalLM, n: int) -> None:
+    """Few-shot prompts: the preamble every prompt shares runs once for all, then each prompt's
+    own tokens but its last, then that column; greedy answers do not change."""
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=6, n=n)
+    preamble = [3, 4, 5, 9, 10]
+    prompts = [preamble + [6], preamble + [7, 8, 11], preamble + [12, 13]]
+    generator = HFGenerator(model, eos_token_id=EOS, pad_token_id=PAD, static_cache=False)
+    widths: list[int] = []
+    hook = model.register_forward_hook(
+        lambda _m, _a, kwargs, _o: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    try:
+        shared = generator.generate(prompts, greedy)
+    finally:
+        hook.remove()
+    longest = len(preamble) + 3
+    assert widths[:3] == [len(preamble), longest - 1 - len(preamble), 1]
+    for i, prompt in enumerate(prompts):
+        alone = generator.generate([prompt], SamplingParams(temperature=0.0, max_new_tokens=6))
+        for j in range(n):
+            assert shared.response(n * i + j).tolist() == alone.response(0).tolist()

@@ -47,12 +47,14 @@ MODELS = {
 }
 
 
-def grouped_batch(seed: int = 0) -> TrajectoryBuffer:
-    """Groups of 3, 1, 4 and 2 sequences with prompts of 5, 2, 7 and 1 tokens; responses of
-    0 to 6 tokens (lengths 0 and 1 included), groups interleaved in the buffer."""
+def grouped_batch(seed: int = 0, common: int = 0) -> TrajectoryBuffer:
+    """Groups of 3, 1, 4 and 2 sequences with prompts of 5, 2, 7 and 1 tokens after ``common``
+    leading tokens all prompts share (a few-shot preamble); responses of 0 to 6 tokens (lengths 0
+    and 1 included), groups interleaved in the buffer."""
     rng = np.random.default_rng(seed)
     groups = {0: (5, [3, 0, 6]), 1: (2, [1]), 2: (7, [4, 1, 5, 2]), 3: (1, [6, 3])}
-    prompts = {g: rng.integers(1, 32, size=p) for g, (p, _) in groups.items()}
+    preamble = rng.integers(1, 32, size=common)
+    prompts = {g: np.concatenate([preamble, rng.integers(1, 32, size=p)]) for g, (p, _) in groups.items()}
     rows = [(g, r) for g, (_, lengths) in groups.items() for r in lengths]
     buf = TrajectoryBuffer()
     for i in rng.permutation(len(rows)):
@@ -63,12 +65,13 @@ def grouped_batch(seed: int = 0) -> TrajectoryBuffer:
 
 @pytest.mark.parametrize("family", sorted(MODELS))
 @pytest.mark.parametrize("max_tokens", [10_000, 40])
-def test_log_probs_and_values_with_shared_prompts_equal_the_full_pass(family: str, max_tokens: int) -> None:
+@pytest.mark.parametrize("common", [0, 3])
+def test_log_probs_and_values_with_shared_prompts_equal_the_full_pass(family: str, max_tokens: int, common: int) -> None:
     config_cls, lm_cls, backbone_cls = MODELS[family]
     torch.manual_seed(0)
     lm = lm_cls(config_cls(**SIZES)).eval()
     critic = ValueModel(backbone_cls(config_cls(**SIZES))).eval()
-    batch = grouped_batch()
+    batch = grouped_batch(common=common)
     scores = {
         "log_probs": lambda x: policy_outputs(lm, x, temperature=0.7, with_entropy=False)[0],
         "values": lambda x: response_values(critic, x),
@@ -82,9 +85,11 @@ def test_log_probs_and_values_with_shared_prompts_equal_the_full_pass(family: st
             np.testing.assert_allclose(reused, full, atol=1e-5, rtol=1e-5)
 
 
-def test_shared_prompts_mark_each_row_with_its_own_prompt() -> None:
-    x = with_shared_prompts(model_input(grouped_batch(), PAD))
-    assert x.shared is not None and len(x.shared.rows) == 4 and x.forward_passes == 2
+@pytest.mark.parametrize(("common", "passes"), [(0, 2), (3, 3)])
+def test_shared_prompts_mark_each_row_with_its_own_prompt(common: int, passes: int) -> None:
+    x = with_shared_prompts(model_input(grouped_batch(common=common), PAD))
+    assert x.shared is not None and len(x.shared.rows) == 4 and x.forward_passes == passes
+    assert x.shared.prefix == common  # the shortest prompt (1 + common tokens) keeps one of its own
     prompts = x.input_ids[:, : x.prompt_width]
     torch.testing.assert_close(prompts[x.shared.rows][x.shared.index], prompts)
 
@@ -99,10 +104,20 @@ def test_distinct_prompts_or_empty_responses_keep_the_full_pass() -> None:
         assert x.shared is None and x.forward_passes == 1
 
 
-def test_lockstep_counts_the_passes_run() -> None:
+def test_distinct_prompts_that_begin_alike_share_their_beginning() -> None:
+    batch = TrajectoryBuffer()
+    for g, question in enumerate(([9], [10, 11], [12, 13, 14])):
+        batch.append([4, 5, 6, *question], [7, 8], group_id=g)
+    x = with_shared_prompts(model_input(batch, PAD))
+    assert x.shared is not None and x.shared.prefix == 3 and x.forward_passes == 3
+    assert sorted(x.shared.index.tolist()) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("common", "passes"), [(0, 2), (3, 3)])
+def test_lockstep_counts_the_passes_run(common: int, passes: int) -> None:
     torch.manual_seed(0)
     lm = Qwen3ForCausalLM(Qwen3Config(**SIZES)).eval()
-    batch, counts, calls = grouped_batch(), [], []
+    batch, counts, calls = grouped_batch(common=common), [], []
     lm.register_forward_hook(lambda *_: calls.append(1))
 
     def lockstep(count: int) -> int:
@@ -114,7 +129,7 @@ def test_lockstep_counts_the_passes_run() -> None:
             batch, lambda x: policy_outputs(lm, x, temperature=1.0, with_entropy=False)[0],
             max_tokens=10_000, pad_token_id=PAD, device="cpu", lockstep=lockstep, reuse_prompts=True,
         )
-    assert counts == [2] and len(calls) == 4  # prompts, responses, two placeholders
+    assert counts == [passes] and len(calls) == passes + 2  # (prefix,) prompts, responses, two placeholders
 
 
 def test_grouped_micro_batches_keep_groups_together_within_the_budget() -> None:
@@ -129,17 +144,18 @@ def test_grouped_micro_batches_keep_groups_together_within_the_budget() -> None:
 
 
 @pytest.mark.parametrize("family", sorted(MODELS))
-def test_gradients_through_shared_prompts_equal_the_full_pass(family: str) -> None:
-    """The update's prefix reuse: the KV cache repeated by index carries every row's gradient back
-    into the one prompt pass, so the policy's (log-probs and entropies) and the critic's gradients
-    are the full pass's."""
+@pytest.mark.parametrize("common", [0, 3])
+def test_gradients_through_shared_prompts_equal_the_full_pass(family: str, common: int) -> None:
+    """The update's prefix reuse: the KV caches repeated by index carry every row's gradient back
+    into the one prompt pass (and the one pass of the prompts' common beginning), so the policy's
+    (log-probs and entropies) and the critic's gradients are the full pass's."""
     config_cls, lm_cls, backbone_cls = MODELS[family]
     torch.manual_seed(0)
     lm = lm_cls(config_cls(**SIZES)).train()
     critic = ValueModel(backbone_cls(config_cls(**SIZES))).train()
-    full = model_input(grouped_batch(), PAD)
+    full = model_input(grouped_batch(common=common), PAD)
     shared = with_shared_prompts(full)
-    assert shared.shared is not None
+    assert shared.shared is not None and shared.shared.prefix == common
     mask = full.response_mask.float()
     weights = torch.randn(2, *mask.shape, generator=torch.Generator().manual_seed(1))
 

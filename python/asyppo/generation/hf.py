@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,8 @@ from transformers import (
 
 from asyppo.engine import offsets_from_lengths
 from asyppo.generation.base import GenerationOutput, SamplingParams, pack_responses
-from asyppo.models.loading import forward_with_cache, kv_cache_keyword
+from asyppo.models.loading import kv_cache_keyword
+from asyppo.models.shared_prefix import cached_logits, common_prefix_length, prompt_pass
 
 
 def left_pad(
@@ -126,27 +128,35 @@ class StopOnText(StoppingCriteria):
         return done.to(input_ids.device)  # type: ignore[return-value]  # torch has no BoolTensor type
 
 
-def prefill_repeated_prompts(
+def prefill_shared_prompts(
     model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor
-) -> dict[str, Any]:
-    """``generate``'s keyword argument of a KV cache of every row's prompt but its last column,
-    each run of equal rows prefilled once and its cache repeated to the run; empty where no two
-    neighbouring rows are equal.
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """(``generate``'s keyword argument of a KV cache of every row's prompt but its last column,
+    the attention mask to give ``generate`` with it): each run of equal rows prefilled once and
+    its cache repeated to the run, and the beginning all distinct prompts share (e.g. few-shot
+    examples) prefilled once for all (``models.shared_prefix.prompt_pass``, which orders the
+    cache's columns prefix first, so the mask changes with it). ``({}, attention_mask)`` where no
+    two neighbouring rows are equal and the prompts share no beginning.
 
     ``generate`` given this cache runs only the last column before decoding, so the n samples of a
-    prompt share one prefill. Position ids follow ``generate``'s rule (real tokens counted from 0,
-    padding at 1, masked anyway), so the result equals a full prefill up to float rounding.
+    prompt share one prefill. Position ids follow ``generate``'s rule (real tokens counted from 0
+    along the mask, padding at 1, masked anyway), so the result equals a full prefill up to float
+    rounding.
     """
     width = input_ids.shape[1]
+    if width < 2:
+        return {}, attention_mask
     rows = torch.cat([input_ids, attention_mask], dim=1)
     distinct, index = torch.unique_consecutive(rows, dim=0, return_inverse=True)
-    if len(distinct) == len(rows) or width < 2:
-        return {}
+    # The prefix leaves each prompt its last token (run by generate) and the window a column.
+    prefix = min(common_prefix_length(distinct[:, :width], distinct[:, width:]), width - 2)
+    if len(distinct) == len(rows) and prefix == 0:
+        return {}, attention_mask
     ids, mask = distinct[:, : width - 1], distinct[:, width : 2 * width - 1]
     positions = (mask.cumsum(-1) - 1).masked_fill_(mask == 0, 1)
-    _, cache = forward_with_cache(model, None, input_ids=ids, attention_mask=mask, position_ids=positions)
+    _, cache, cached_mask = prompt_pass(partial(cached_logits, model), ids, mask, positions, 1, prefix=prefix)
     cache.batch_select_indices(index)
-    return {kv_cache_keyword(model): cache}
+    return {kv_cache_keyword(model): cache}, torch.cat([cached_mask[index], attention_mask[:, -1:]], dim=1)
 
 
 #: With a static KV cache, prompts are left-padded to a multiple of this many tokens, so that the
@@ -161,7 +171,8 @@ class HFGenerator:
 
     The generator holds a reference to a causal LM; :meth:`sync_weights` points it at (or copies in)
     the actor's published weights. The n samples of a prompt share one prefill of the prompt
-    (:func:`prefill_repeated_prompts`; not with the static cache, which ``generate`` allocates).
+    and the beginning all prompts share runs once (:func:`prefill_shared_prompts`; not with the
+    static cache, which ``generate`` allocates).
     ``batch_size`` caps the sequences (prompts x n samples) per ``generate`` call to bound memory.
     ``static_cache`` (None: on CUDA) preallocates the KV cache for the whole response
     (``cache_implementation="static"``), with which transformers compiles the decode step on a GPU
@@ -266,7 +277,9 @@ class HFGenerator:
                 if reader is not None:
                     stopping = StoppingCriteriaList([StopOnText(reader, sampling.stop, width)])
                 input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-                prefilled = {} if self.static_cache else prefill_repeated_prompts(self.model, input_ids, attention_mask)
+                prefilled: dict[str, Any] = {}
+                if not self.static_cache:
+                    prefilled, attention_mask = prefill_shared_prompts(self.model, input_ids, attention_mask)
                 out = self.model.generate(  # type: ignore[operator]  # transformers types generate loosely
                     input_ids=input_ids,
                     attention_mask=attention_mask,

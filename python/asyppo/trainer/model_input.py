@@ -9,9 +9,10 @@ padding does not shift them. :func:`micro_batches` splits a batch so that each s
 within a token budget.
 
 Prompt-prefix reuse: the sequences of one prompt group share their prompt, so
-:func:`with_shared_prompts` marks the rows whose prompts repeat and :func:`prefix_outputs` runs
-each distinct prompt once, repeats its KV cache to the rows that continue it and runs only the
-response tokens on it; :func:`grouped_micro_batches` keeps a group's sequences together and
+:func:`with_shared_prompts` marks the rows whose prompts repeat (and the beginning every distinct
+prompt shares, e.g. a few-shot preamble) and :func:`prefix_outputs` runs each distinct prompt
+once (their common beginning once for all, ``models.shared_prefix``), repeats its KV cache to the
+rows that continue it and runs only the response tokens on it; :func:`grouped_micro_batches` keeps a group's sequences together and
 :func:`model_inputs` yields a batch's micro-batches either way. Under autograd the repeat is an
 index, so each row's gradient flows back into the one prompt pass: the update's gradient is the
 full pass's, to float rounding.
@@ -19,32 +20,30 @@ full pass's, to float rounding.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
 import numpy as np
 import torch
 
 from asyppo.engine import TrajectoryBuffer
+from asyppo.models.shared_prefix import CachedForward, common_prefix_length, prompt_pass
 
 #: The buffer layout of every model input the trainer builds.
 LAYOUT: Final = "left"
 
 
-#: ``forward(input_ids [B, L], attention_mask [B, C + L], position_ids [B, L], cache, keep)`` ->
-#: (outputs of the last ``keep`` positions ``[B, keep, ...]``, the KV cache of the C + L tokens):
-#: one model pass continuing ``cache`` (None: C = 0), as :func:`prefix_outputs` runs it.
-CachedForward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Any, int], tuple[torch.Tensor, Any]]
-
-
 @dataclass(frozen=True)
 class SharedPrompts:
     """Rows of a :class:`ModelInput` that share prompts: ``rows`` int64 ``[U]``, one row of each
-    distinct prompt, and ``index`` int64 ``[B]``, the position in ``rows`` of each row's prompt."""
+    distinct prompt, ``index`` int64 ``[B]``, the position in ``rows`` of each row's prompt, and
+    ``prefix``, how many leading tokens all U distinct prompts share
+    (``models.shared_prefix.common_prefix_length``; 0: none)."""
 
     rows: torch.Tensor
     index: torch.Tensor
+    prefix: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,9 +71,12 @@ class ModelInput:
 
     @property
     def forward_passes(self) -> int:
-        """Model passes that score this input: 1, or 2 when :func:`prefix_outputs` runs the shared
-        prompts and then the responses (a response width of 1 needs only the prompts)."""
-        return 2 if self.shared is not None and self.response_width > 1 else 1
+        """Model passes that score this input: 1 without shared prompts; with them, as
+        :func:`prefix_outputs` runs them: the prompts' common prefix (where there is one), the
+        prompts, and the responses (a response width of 1 needs only the prompts)."""
+        if self.shared is None:
+            return 1
+        return 1 + (self.shared.prefix > 0) + (self.response_width > 1)
 
     def response_slice(self, per_position: torch.Tensor) -> torch.Tensor:
         """From ``[B, P+R, ...]`` outputs, the ``[B, R, ...]`` ones that score each response token."""
@@ -127,8 +129,9 @@ def placeholder_input(pad_token_id: int, device: torch.device | str = "cpu") -> 
 
 
 def with_shared_prompts(x: ModelInput) -> ModelInput:
-    """``x`` with :attr:`ModelInput.shared` set when some rows repeat a prompt (and responses are
-    not all empty); unchanged otherwise, where a full pass costs no more than prefix reuse.
+    """``x`` with :attr:`ModelInput.shared` set when some rows repeat a prompt or the distinct
+    prompts begin alike (and responses are not all empty); unchanged otherwise, where a full
+    pass costs no more than prefix reuse.
 
     Prompts are compared as their left-padded ids and mask, so equal rows are equal prompts
     whatever their group ids say.
@@ -136,34 +139,36 @@ def with_shared_prompts(x: ModelInput) -> ModelInput:
     width_p = x.prompt_width
     prompts = torch.cat([x.input_ids[:, :width_p], x.attention_mask[:, :width_p]], dim=1)
     distinct, index = torch.unique(prompts, dim=0, return_inverse=True)
-    if len(distinct) == len(prompts) or x.response_width == 0:
+    prefix = common_prefix_length(distinct[:, :width_p], distinct[:, width_p:])
+    if (len(distinct) == len(prompts) and prefix == 0) or x.response_width == 0:
         return x
     rows = torch.zeros(len(distinct), dtype=torch.int64, device=index.device).scatter_(
         0, index, torch.arange(len(index), device=index.device)
     )
-    return replace(x, shared=SharedPrompts(rows=rows, index=index))
+    return replace(x, shared=SharedPrompts(rows=rows, index=index, prefix=prefix))
 
 
 def prefix_outputs(x: ModelInput, forward: CachedForward) -> torch.Tensor:
     """``[B, R, ...]``: the outputs that score each response token, each distinct prompt run once
     (with or without autograd).
 
-    Pass 1 runs the distinct prompts ``[U, P]``; its last position scores response token 0 and
-    its KV cache, repeated to the B rows (each row its own prompt's), is the past of pass 2, which
-    runs response tokens ``0..R-2`` (their outputs score tokens ``1..R-1``; the last token scores
-    nothing) with the attention mask of prompt + response and positions continuing the prompt's.
-    Prompts are left-padded to P, so every row's past has the same length. Equal to a full pass
-    up to floating-point rounding; ``x.shared`` must be set.
+    Pass 1 runs the distinct prompts ``[U, P]`` (their common prefix once for all,
+    ``models.shared_prefix.prompt_pass``); its last position scores response token 0 and its KV
+    cache, repeated to the B rows (each row its own prompt's), is the past of pass 2, which runs
+    response tokens ``0..R-2`` (their outputs score tokens ``1..R-1``; the last token scores
+    nothing) with the attention mask of the cached prompt + response and positions continuing
+    the prompt's. Prompts are left-padded to P, so every row's past has the same length. Equal to
+    a full pass up to floating-point rounding; ``x.shared`` must be set.
     """
     assert x.shared is not None
     rows, index, width_p, width_r = x.shared.rows, x.shared.index, x.prompt_width, x.response_width
     prompts = [t[rows, :width_p] for t in (x.input_ids, x.attention_mask, x.position_ids)]
-    first, cache = forward(*prompts, None, 1)
+    first, cache, prompt_mask = prompt_pass(forward, *prompts, 1, prefix=x.shared.prefix)
     if width_r == 1:
         return first[index]
     cache.batch_select_indices(index)
-    responses = x.input_ids[:, width_p:-1], x.attention_mask[:, :-1], x.position_ids[:, width_p:-1]
-    rest, _ = forward(*responses, cache, width_r - 1)
+    mask = torch.cat([prompt_mask[index], x.attention_mask[:, width_p:-1]], dim=1)
+    rest, _ = forward(x.input_ids[:, width_p:-1], mask, x.position_ids[:, width_p:-1], cache, width_r - 1)
     return torch.cat([first[index], rest], dim=1)
 
 

@@ -25,7 +25,7 @@ from asyppo.algos import (
 from asyppo.config.schema import ActorConfig
 from asyppo.engine import TrajectoryBuffer
 from asyppo.models import load_actor
-from asyppo.models.loading import forward_with_cache
+from asyppo.models.shared_prefix import cached_logits
 from asyppo.runtime.weights import SharingMode, WeightPublisher, WeightsHandle
 from asyppo.trainer.model_input import (
     ModelInput,
@@ -37,7 +37,7 @@ from asyppo.trainer.optim import update_metrics
 from asyppo.trainer.roles.data_parallel import DataParallel
 from asyppo.trainer.roles.microbatch import packed_outputs
 from asyppo.trainer.roles.trainable import TrainableRole
-from transformers import Cache, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def policy_outputs(
@@ -62,23 +62,6 @@ def policy_outputs(
     if with_entropy:
         return token_log_probs_and_entropy(logits, x.labels, temperature=temperature)
     return token_log_probs(logits, x.labels, temperature=temperature), None
-
-
-def cached_logits(
-    model: PreTrainedModel,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    position_ids: torch.Tensor,
-    cache: Cache | None,
-    keep: int,
-) -> tuple[torch.Tensor, Cache]:
-    """The causal LM as ``prefix_outputs``' ``CachedForward``: logits of the last ``keep``
-    positions and the KV cache extended by ``input_ids``."""
-    out, extended = forward_with_cache(
-        model, cache, input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-        logits_to_keep=keep,
-    )
-    return out.logits, extended
 
 
 #: Key of the tokens a worker's metric sums are weighted by (summed over data-parallel workers).
