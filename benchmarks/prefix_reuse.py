@@ -5,18 +5,21 @@ float32, its 6-layer critic cut from the actor): one batch of word-problem promp
 (``builtin:word-problems-train``, three worked examples each, the chat template applied), each
 repeated ``--n`` times with random responses of ``--response-tokens`` tokens (lengths drawn from
 the upper half, as sampled responses vary). It times the actor's old log-probs and one critic's
-values with full passes (the baseline) and with prefix reuse, alternating the two in the same
-process, and prints the medians, their ratio and the largest difference between the outputs.
-With ``--update`` it also times the updates' work: a forward and backward pass over every
-micro-batch of the actor (log-probs and entropies, as the policy loss needs them) and of the
-critic, the difference being the largest between the gradients (beside the largest gradient). With ``--generate`` it also times ``HFGenerator.generate`` (greedy, ``--response-tokens`` new
-tokens) with one prefill per sample (the baseline, ``prefill_shared_prompts`` switched off) and
-with shared prefills (one per prompt, the worked examples every prompt begins with once for all),
-and checks that the greedy tokens are the same. The trainer's passes share that beginning too,
-across the distinct prompts of a micro-batch.
+values in three modes (:data:`MODES`), taken in turn in the same process: full passes (the
+baseline), each distinct prompt run once (``per prompt``: the worked examples the prompts share
+run with each), and that shared beginning run once for all as well (the trainer's default), and
+prints the medians, the speed-up of the last over the first and the largest difference between
+the outputs. With ``--update`` it also times the updates' work: a forward and backward pass over
+every micro-batch of the actor (log-probs and entropies, as the policy loss needs them) and of the
+critic, the difference being the largest between the gradients (beside the largest gradient).
+With ``--generate`` it also times ``HFGenerator.generate`` (greedy, ``--response-tokens`` new
+tokens) with one prefill per sample, one per prompt and the shared beginning once, and checks
+that the greedy tokens are the same; ``--generate-only`` times only that (``--prompts 100 --n 1``
+is an evaluation: distinct prompts that share only the worked examples).
 
     python benchmarks/prefix_reuse.py                    # 8 prompts x 8 samples, 64 tokens, 3 repeats
     python benchmarks/prefix_reuse.py --n 4 --response-tokens 32 --generate --update
+    python benchmarks/prefix_reuse.py --prompts 100 --n 1 --response-tokens 32 --generate-only
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -37,6 +41,7 @@ from asyppo.data.chat import render_prompt
 from asyppo.engine import TrajectoryBuffer
 from asyppo.generation import SamplingParams, hf
 from asyppo.models import load_actor, load_critic
+from asyppo.trainer import model_input as model_input_module
 from asyppo.trainer.model_input import ModelInput, model_inputs
 from asyppo.trainer.roles.actor import policy_outputs
 from asyppo.trainer.roles.critic import response_values
@@ -65,35 +70,61 @@ def rollout_batch(path: str, prompts: int, n: int, response_tokens: int, seed: i
     return batch
 
 
-def timed(run: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    out = run()
-    return time.perf_counter() - start, out
+#: The three ways a pass can run: every row in full; each distinct prompt once (the beginning the
+#: prompts share run with each); and that shared beginning once for all (the default).
+MODES = ("full", "per prompt", "shared beginning")
+
+
+@contextmanager
+def mode(name: str) -> Iterator[bool]:
+    """Run the body in mode ``name``; yields whether the trainer's passes reuse prompts."""
+    def no_prefix(*_: object) -> int:
+        return 0
+
+    saved = model_input_module.common_prefix_length, hf.common_prefix_length, hf.prefill_shared_prompts
+    if name == "per prompt":
+        model_input_module.common_prefix_length = hf.common_prefix_length = no_prefix
+    if name == "full":
+        hf.prefill_shared_prompts = lambda _model, _ids, mask: ({}, mask)
+    try:
+        yield name != "full"
+    finally:
+        model_input_module.common_prefix_length, hf.common_prefix_length, hf.prefill_shared_prompts = saved
+
+
+def alternating(run: Callable[[bool], Any], repeats: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """The median seconds of ``run(reuse)`` in each of :data:`MODES`, taken in turn ``repeats``
+    times in one process, and each mode's last output."""
+    times: dict[str, list[float]] = {m: [] for m in MODES}
+    outputs: dict[str, Any] = {}
+    for _ in range(repeats):
+        for name in MODES:
+            with mode(name) as reuse:
+                start = time.perf_counter()
+                outputs[name] = run(reuse)
+                times[name].append(time.perf_counter() - start)
+    return {m: statistics.median(t) for m, t in times.items()}, outputs
+
+
+def row(name: str, seconds: dict[str, float], difference: str) -> str:
+    """A table row: each mode's seconds, the speed-up of the default over the full pass."""
+    cells = " | ".join(f"{seconds[m]:.2f}" for m in MODES)
+    return f"| {name} | {cells} | {seconds['full'] / seconds[MODES[-1]]:.2f}x | {difference} |"
 
 
 def generation_row(actor: Any, path: str, batch: TrajectoryBuffer, n: int, new_tokens: int, repeats: int) -> str:
-    """Greedy generation (up to ``new_tokens``) of ``batch``'s prompts, ``n`` samples each, with a
-    prefill per sample (baseline) and shared prefills, alternating; the table row, tokens compared."""
+    """Greedy generation (up to ``new_tokens``) of ``batch``'s prompts, ``n`` samples each, in
+    each mode; the table row, tokens compared."""
     tokenizer = AutoTokenizer.from_pretrained(path)
     pad = int(tokenizer.pad_token_id)
     generator = hf.HFGenerator(actor, eos_token_id=int(tokenizer.eos_token_id), pad_token_id=pad, static_cache=False)
     offsets = batch.prompt_offsets
     prompts = [batch.prompt_ids[offsets[i] : offsets[i + 1]].tolist() for i in range(0, len(batch), n)]
     greedy = SamplingParams(temperature=0.0, max_new_tokens=new_tokens, n=n)
-    shared_prefill = hf.prefill_shared_prompts
-    times: dict[bool, list[float]] = {False: [], True: []}
-    tokens = {}
-    for _ in range(repeats):
-        for reuse in (False, True):
-            hf.prefill_shared_prompts = shared_prefill if reuse else lambda _model, _ids, mask: ({}, mask)
-            seconds, out = timed(lambda: generator.generate(prompts, greedy))
-            times[reuse].append(seconds)
-            tokens[reuse] = out.token_ids
-    hf.prefill_shared_prompts = shared_prefill
-    full, reused = statistics.median(times[False]), statistics.median(times[True])
-    same = "same tokens" if np.array_equal(tokens[False], tokens[True]) else "tokens differ"
-    name = f"greedy generation ({new_tokens} new tokens)"
-    return f"| {name} | {full:.2f} | {reused:.2f} | {full / reused:.2f}x | {same} |"
+    seconds, outputs = alternating(lambda _: generator.generate(prompts, greedy).token_ids, repeats)
+    same = all(np.array_equal(outputs["full"], out) for out in outputs.values())
+    name = f"greedy generation ({len(prompts)} prompts x {n}, {new_tokens} new tokens)"
+    return row(name, seconds, "same tokens" if same else "tokens differ")
 
 
 def gradient_row(
@@ -101,8 +132,7 @@ def gradient_row(
     max_tokens: int, pad: int, repeats: int,
 ) -> str:
     """A forward and backward pass of ``score``'s masked sum over every micro-batch of ``batch``
-    (an update's work without the optimizer step), full and with prefix reuse, alternating; the
-    table row, gradients compared."""
+    (an update's work without the optimizer step) in each mode; the table row, gradients compared."""
 
     def gradients(reuse: bool) -> torch.Tensor:
         model.zero_grad(set_to_none=True)
@@ -111,16 +141,10 @@ def gradient_row(
         return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
     model.train()
-    times: dict[bool, list[float]] = {False: [], True: []}
-    grads: dict[bool, torch.Tensor] = {}
-    for _ in range(repeats):
-        for reuse in (False, True):
-            seconds, grads[reuse] = timed(lambda reuse=reuse: gradients(reuse))
-            times[reuse].append(seconds)
+    seconds, grads = alternating(gradients, repeats)
     model.eval().zero_grad(set_to_none=True)
-    full, reused = statistics.median(times[False]), statistics.median(times[True])
-    diff, largest = float((grads[True] - grads[False]).abs().max()), float(grads[False].abs().max())
-    return f"| {name} + backward | {full:.2f} | {reused:.2f} | {full / reused:.2f}x | {diff:.1e} (largest {largest:.1e}) |"
+    diff = max(float((g - grads["full"]).abs().max()) for g in grads.values())
+    return row(f"{name} + backward", seconds, f"{diff:.1e} (largest {float(grads['full'].abs().max()):.1e})")
 
 
 def main() -> None:
@@ -133,6 +157,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="as runtime.cpu_threads of the config")
     parser.add_argument("--generate", action="store_true", help="also time greedy generation")
     parser.add_argument("--update", action="store_true", help="also time the updates' forward and backward passes")
+    parser.add_argument(
+        "--generate-only", action="store_true",
+        help="time generation alone (e.g. --prompts 100 --n 1: an evaluation, whose prompts share only the examples)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     path = resolve(MODEL)
@@ -153,25 +181,21 @@ def main() -> None:
         f"responses of {batch.response_lengths.mean():.1f} on average, micro_batch_tokens "
         f"{args.micro_batch_tokens}; medians of {args.repeats}\n"
     )
-    print("| pass | full (s) | prefix reuse (s) | speed-up | max abs diff |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"| pass | {' (s) | '.join(MODES)} (s) | speed-up | max abs diff |")
+    print("|---|---:|---:|---:|---:|---:|")
+    if args.generate_only:
+        passes = {}
     with torch.no_grad():
         for name, score in passes.items():
-            times: dict[bool, list[float]] = {False: [], True: []}
-            outputs: dict[bool, np.ndarray] = {}
-            for _ in range(args.repeats):
-                for reuse in (False, True):
-                    seconds, outputs[reuse] = timed(
-                        lambda reuse=reuse, score=score: packed_outputs(
-                            batch, score, max_tokens=args.micro_batch_tokens, pad_token_id=pad,
-                            device="cpu", reuse_prompts=reuse,
-                        )
-                    )
-                    times[reuse].append(seconds)
-            full, reused = statistics.median(times[False]), statistics.median(times[True])
-            diff = float(np.abs(outputs[True] - outputs[False]).max())
-            print(f"| {name} | {full:.2f} | {reused:.2f} | {full / reused:.2f}x | {diff:.1e} |")
-    if args.update:
+            seconds, outputs = alternating(
+                lambda reuse, score=score: packed_outputs(
+                    batch, score, max_tokens=args.micro_batch_tokens, pad_token_id=pad, device="cpu",
+                    reuse_prompts=reuse,
+                ),
+                args.repeats,
+            )
+            print(row(name, seconds, f"{max(float(np.abs(o - outputs['full']).max()) for o in outputs.values()):.1e}"))
+    if args.update and not args.generate_only:
         updates = {
             "actor log-probs and entropies": (
                 actor, lambda x: sum(policy_outputs(actor, x, temperature=1.0, with_entropy=True))
@@ -180,7 +204,7 @@ def main() -> None:
         }
         for name, (model, score) in updates.items():
             print(gradient_row(name, model, score, batch, args.micro_batch_tokens, pad, args.repeats))
-    if args.generate:
+    if args.generate or args.generate_only:
         with torch.no_grad():
             print(generation_row(actor, path, batch, args.n, args.response_tokens, args.repeats))
 

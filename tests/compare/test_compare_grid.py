@@ -151,3 +151,11 @@ def test_a_resumed_run_adds_up_the_wall_time_of_its_segments(tmp_path: Path) -> 
     path = write(tmp_path / "compare.json", json.dumps({"wall_s": 10.5, "segments": 1, "stopped": True}))
     assert _add_segments(path, {"wall_s": 4.0, "segments": 1}) == {"wall_s": 14.5, "segments": 2}
     assert _add_segments(tmp_path / "none.json", {"wall_s": 4.0})["segments"].startswith("unknown")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "configs" / "study").glob("*.yaml")), ids=lambda p: p.name)
+def test_the_shipped_study_files_load_and_every_run_config_resolves(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(path.parents[2])  # method configs are given relative to the repository
+    study = load_study(path)
+    for run in study.runs():
+        load_train_config(run.config, list(run.overrides))

@@ -107,46 +107,43 @@ def test_the_static_cache_generates_what_the_dynamic_one_does(model: LlamaForCau
     np.testing.assert_array_equal(a.offsets, b.offsets)
 
 
-def test_the_samples_of_a_prompt_share_one_prefill_and_greedy_answers_do_not_change(
-    model: LlamaForCausalLM,
-) -> None:
-    greedy = SamplingParams(temperature=0.0, max_new_tokens=6, n=3)
-    prompts = [[3, 4, 5, 9], [6], [7, 8]]
+def generate_counting_widths(
+    model: LlamaForCausalLM, prompts: list[list[int]], n: int
+) -> tuple[list[int], list[list[list[int]]]]:
+    """Greedy generation of ``prompts``, ``n`` samples each, in one call: the input widths of the
+    model's forward passes, and each prompt's samples beside its answer when generated alone."""
     generator = HFGenerator(model, eos_token_id=EOS, pad_token_id=PAD, static_cache=False)
     widths: list[int] = []
     hook = model.register_forward_hook(
         lambda _m, _a, kwargs, _o: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
     )
     try:
-        shared = generator.generate(prompts, greedy)
+        shared = generator.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=6, n=n))
     finally:
         hook.remove()
-    assert widths[:2] == [3, 1]  # the 3 distinct prompts but their last column, then that column
+    answers = []
     for i, prompt in enumerate(prompts):
-        alone = generator.generate([prompt], SamplingParams(temperature=0.0, max_new_tokens=6))
-        for j in range(3):
-            assert shared.response(3 * i + j).tolist() == alone.response(0).tolist()
+        alone = generator.generate([prompt], SamplingParams(temperature=0.0, max_new_tokens=6)).response(0).tolist()
+        answers.append([alone, *(shared.response(n * i + j).tolist() for j in range(n))])
+    return widths, answers
+
+
+def test_the_samples_of_a_prompt_share_one_prefill_and_greedy_answers_do_not_change(
+    model: LlamaForCausalLM,
+) -> None:
+    widths, answers = generate_counting_widths(model, [[3, 4, 5, 9], [6], [7, 8]], n=3)
+    assert widths[:2] == [3, 1]  # the 3 distinct prompts but their last column, then that column
+    for alone, *samples in answers:
+        assert all(sample == alone for sample in samples)
 
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_prompts_that_begin_alike_share_one_prefill_of_their_beginning(model: LlamaForCausalLM, n: int) -> None:
     """Few-shot prompts: the preamble every prompt shares runs once for all, then each prompt's
     own tokens but its last, then that column; greedy answers do not change."""
-    greedy = SamplingParams(temperature=0.0, max_new_tokens=6, n=n)
     preamble = [3, 4, 5, 9, 10]
-    prompts = [preamble + [6], preamble + [7, 8, 11], preamble + [12, 13]]
-    generator = HFGenerator(model, eos_token_id=EOS, pad_token_id=PAD, static_cache=False)
-    widths: list[int] = []
-    hook = model.register_forward_hook(
-        lambda _m, _a, kwargs, _o: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
-    )
-    try:
-        shared = generator.generate(prompts, greedy)
-    finally:
-        hook.remove()
+    widths, answers = generate_counting_widths(model, [preamble + [6], preamble + [7, 8, 11], preamble + [12, 13]], n)
     longest = len(preamble) + 3
     assert widths[:3] == [len(preamble), longest - 1 - len(preamble), 1]
-    for i, prompt in enumerate(prompts):
-        alone = generator.generate([prompt], SamplingParams(temperature=0.0, max_new_tokens=6))
-        for j in range(n):
-            assert shared.response(n * i + j).tolist() == alone.response(0).tolist()
+    for alone, *samples in answers:
+        assert all(sample == alone for sample in samples)
