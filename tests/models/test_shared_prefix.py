@@ -7,6 +7,7 @@ from functools import partial
 
 import torch
 from asyppo.generation import left_pad
+from asyppo.models import position_ids_from_mask
 from asyppo.models.shared_prefix import cached_logits, common_prefix_length, prompt_pass
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -60,7 +61,7 @@ def test_a_prompt_pass_over_the_shared_prefix_scores_as_the_full_pass() -> None:
     model = LlamaForCausalLM(config).eval()
     prompts = [[3, 4, 5, 6, 9], [3, 4, 5, 6, 10, 11, 12], [3, 4, 5, 6, 7, 8]]
     ids, mask = left_pad(prompts, PAD)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    positions = position_ids_from_mask(mask)
     forward = partial(cached_logits, model)
     prefix = common_prefix_length(ids, mask)
     assert prefix == 4

@@ -18,6 +18,7 @@ from transformers import (
 
 from asyppo.engine import offsets_from_lengths
 from asyppo.generation.base import GenerationOutput, SamplingParams, pack_responses
+from asyppo.models.critic import position_ids_from_mask
 from asyppo.models.loading import kv_cache_keyword
 from asyppo.models.shared_prefix import cached_logits, common_prefix_length, prompt_pass
 
@@ -139,9 +140,9 @@ def prefill_shared_prompts(
     two neighbouring rows are equal and the prompts share no beginning.
 
     ``generate`` given this cache runs only the last column before decoding, so the n samples of a
-    prompt share one prefill. Position ids follow ``generate``'s rule (real tokens counted from 0
-    along the mask, padding at 1, masked anyway), so the result equals a full prefill up to float
-    rounding.
+    prompt share one prefill. Position ids count real tokens from 0 along the mask
+    (``models.position_ids_from_mask``, ``generate``'s rule for real tokens; padding is masked),
+    so the result equals a full prefill up to float rounding.
     """
     width = input_ids.shape[1]
     if width < 2:
@@ -153,7 +154,7 @@ def prefill_shared_prompts(
     if len(distinct) == len(rows) and prefix == 0:
         return {}, attention_mask
     ids, mask = distinct[:, : width - 1], distinct[:, width : 2 * width - 1]
-    positions = (mask.cumsum(-1) - 1).masked_fill_(mask == 0, 1)
+    positions = position_ids_from_mask(mask)
     _, cache, cached_mask = prompt_pass(partial(cached_logits, model), ids, mask, positions, 1, prefix=prefix)
     cache.batch_select_indices(index)
     return {kv_cache_keyword(model): cache}, torch.cat([cached_mask[index], attention_mask[:, -1:]], dim=1)

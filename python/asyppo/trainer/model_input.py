@@ -12,8 +12,8 @@ Prompt-prefix reuse: the sequences of one prompt group share their prompt, so
 :func:`with_shared_prompts` marks the rows whose prompts repeat (and the beginning every distinct
 prompt shares, e.g. a few-shot preamble) and :func:`prefix_outputs` runs each distinct prompt
 once (their common beginning once for all, ``models.shared_prefix``), repeats its KV cache to the
-rows that continue it and runs only the response tokens on it; :func:`grouped_micro_batches` keeps a group's sequences together and
-:func:`model_inputs` yields a batch's micro-batches either way. Under autograd the repeat is an
+rows that continue it and runs only the response tokens on it; :func:`grouped_micro_batches`
+keeps a group's sequences together and :func:`model_inputs` yields a batch's micro-batches either way. Under autograd the repeat is an
 index, so each row's gradient flows back into the one prompt pass: the update's gradient is the
 full pass's, to float rounding.
 """
